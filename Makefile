@@ -1,0 +1,33 @@
+# Wayside: the two commands of the README are `make run` and `make test`.
+# Each installs the Debian packages it needs when they are missing, builds, and runs.
+
+SWIFT        ?= swift
+CONFIG       ?= release
+BIN          := .build/$(CONFIG)/wayside
+# Packages every build needs, and those the tests and benchmarks need beyond them.
+BUILD_DEBS   := libnl-3-dev libnl-route-3-dev pkg-config iproute2
+TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
+
+.PHONY: run test bench fuzz build deps test-deps clean
+
+run: deps build
+	$(BIN) run
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: test-deps build
+	$(BIN) bench
+
+build:
+	$(SWIFT) build -c $(CONFIG)
+
+deps:
+	@scripts/install-debs.sh $(BUILD_DEBS)
+
+test-deps:
+	@scripts/install-debs.sh $(TEST_DEBS)
+
+clean:
+	rm -rf .build

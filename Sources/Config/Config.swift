@@ -1,0 +1,1 @@
+// Module Config: YAML decoding with located errors (issue 6).

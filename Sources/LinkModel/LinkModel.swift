@@ -1,0 +1,1 @@
+// Module LinkModel: pure link models (issues 3 and 11).

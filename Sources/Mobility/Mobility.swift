@@ -1,0 +1,1 @@
+// Module Mobility: drives to coverage timelines (issue 7).

@@ -1,0 +1,1 @@
+// Module Simulation: deterministic discrete-event network (issue 3).

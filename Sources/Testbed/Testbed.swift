@@ -1,0 +1,1 @@
+// Module Testbed: topologies, plans, build and teardown (issue 6).
