@@ -210,6 +210,11 @@ extension TCPConnection {
                 sendSYN(now: now, into: &actions)
                 return
             }
+            if state == .timeWait && flags.contains(.fin) && seq + seg.payload.count + 1 == rcvNxt {
+                // A retransmitted FIN in TIME-WAIT: its ACK was lost. Acknowledge it
+                // again and restart the 2 MSL timer (RFC 9293 §3.10.7.4, step 8).
+                timeWaitDeadline = now + configuration.timeWaitDuration
+            }
             if !flags.contains(.rst) {
                 ackNow = true
                 sendAcknowledgment(now: now, into: &actions)
