@@ -46,9 +46,17 @@ public struct LinkInterior<Packet: LinkPacket>: LinkStage {
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
         duplication.enqueue(packet, now: now)
+        advance(upTo: now)
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
+        advance(upTo: now)
+        return reordering.dequeue(now: now)
+    }
+
+    /// Moves every packet as far along as it has got by `now`, so that a
+    /// parameter changed at `now` applies only to what comes after.
+    public mutating func advance(upTo now: Instant) {
         transfer(from: &duplication, to: &loss, upTo: now)
         if rate != nil {
             transfer(from: &loss, to: &rate!, upTo: now)
@@ -58,7 +66,6 @@ public struct LinkInterior<Packet: LinkPacket>: LinkStage {
             transfer(from: &trace!, to: &delay, upTo: now)
         }
         transfer(from: &delay, to: &reordering, upTo: now)
-        return reordering.dequeue(now: now)
     }
 
     public var nextEventTime: Instant {
@@ -127,7 +134,8 @@ public struct LinkPipeline<Packet: LinkPacket>: LinkStage {
 
     /// Sets every field `change` carries, from `now` on; `nil` fields stay.
     public mutating func apply(_ change: LinkParameters, now: Instant) {
-        // Let what is due before the change leave under the old parameters.
+        // What entered before `now` has met the old parameters.
+        gate.inner.advance(upTo: now)
         parameters = parameters.updated(by: change)
         if let d = change.delay { gate.inner.delay.delay = max(.zero, d) }
         if let j = change.jitter { gate.inner.delay.jitter = max(.zero, j) }
@@ -144,6 +152,7 @@ public struct LinkPipeline<Packet: LinkPacket>: LinkStage {
 
     /// Coverage comes or goes at `now`.
     public mutating func setCoverage(_ up: Bool, loss: CoverageLoss, now: Instant) {
+        gate.inner.advance(upTo: now)
         gate.setCoverage(up, loss: loss, now: now)
     }
 

@@ -39,7 +39,8 @@ public struct MahimahiTrace: Hashable, Sendable {
         var values: [Int64] = []
         var lineNumber = 0
         var previous: Int64 = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift, so split on either.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine[...]
             var column = 1
