@@ -1,5 +1,6 @@
 import Core
 import LinkModel
+import Wire
 
 public struct NodeID: Hashable, Comparable, Sendable {
     public let index: Int
@@ -370,7 +371,7 @@ public struct Network {
         }
         eventLog.record(now, "send \(nodes[n].name) if\(i) #\(id) \(packet)")
         if capturesPackets {
-            captured.append(CapturedPacket(at: now, node: nodes[n].name, interface: i, packet: packet))
+            captured.append(CapturedPacket(at: now, node: nodes[n].name, interface: i, id: id, packet: packet))
         }
         transmit(Transit(id: id, packet: packet), from: n, interface: i)
     }
@@ -483,7 +484,25 @@ public struct CapturedPacket: Hashable, Sendable {
     public var at: Instant
     public var node: String
     public var interface: Int
+    /// The number the event log gives the packet (`#id`).
+    public var id: UInt64
     public var packet: SimulatedPacket
+}
+
+extension Network {
+    /// A classic pcap file (raw IP link type, nanosecond timestamps from the
+    /// virtual clock) of every packet a host sent, in the order they were
+    /// sent, for Wireshark or tshark. Needs `capturesPackets`.
+    public func pcap() -> [UInt8] {
+        var writer = PcapWriter(header: PcapHeader(linkType: .raw))
+        for c in captured {
+            // The IP identification carries the log's packet number, so a capture
+            // and the event log can be matched.
+            writer.append(PcapRecord(timestamp: UInt64(max(0, c.at.nanoseconds)),
+                                     data: c.packet.ipv4Bytes(identification: UInt16(truncatingIfNeeded: c.id))))
+        }
+        return writer.bytes
+    }
 }
 
 /// The simulator's event log: one line per event, `<seconds> <event> ...`,

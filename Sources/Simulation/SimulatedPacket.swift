@@ -2,40 +2,16 @@ import Core
 import LinkModel
 import Wire
 
-/// An IPv4 address as the simulator routes it. (Wire's own address type
-/// arrives with its IPv4 codec; this one converts to and from 32 bits.)
-public struct NodeAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var rawValue: UInt32
+/// The simulator routes IPv4 addresses, Wire's own type.
+public typealias NodeAddress = IPv4Address
 
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
-        rawValue = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
-    }
-
-    /// Dotted quad, e.g. "198.18.0.1"; `nil` for anything else.
-    public init?(_ text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var v: UInt32 = 0
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let octet = UInt8(p) else { return nil }
-            v = v << 8 | UInt32(octet)
-        }
-        rawValue = v
-    }
-
-    public var octets: [UInt8] { [UInt8(rawValue >> 24), UInt8(rawValue >> 16 & 0xff), UInt8(rawValue >> 8 & 0xff), UInt8(rawValue & 0xff)] }
-
-    public static func < (a: NodeAddress, b: NodeAddress) -> Bool { a.rawValue < b.rawValue }
-
+extension IPv4Address {
     /// Whether this address lies in `prefix/length`.
-    public func isIn(_ prefix: NodeAddress, length: Int) -> Bool {
+    public func isIn(_ prefix: IPv4Address, length: Int) -> Bool {
         guard length > 0 else { return true }
         let mask: UInt32 = length >= 32 ? .max : ~(UInt32.max >> UInt32(length))
         return rawValue & mask == prefix.rawValue & mask
     }
-
-    public var description: String { octets.map(String.init).joined(separator: ".") }
 }
 
 /// One IP packet in the simulator: addresses, and a payload that is either a
@@ -74,20 +50,22 @@ public struct SimulatedPacket: LinkPacket, Hashable, Sendable {
     }
 
     /// RFC 9293 §3.1: 20 bytes and the options, padded to a multiple of 4.
-    public static func tcpHeaderBytes(_ s: TCPSegment) -> Int {
-        var n = 0
-        for o in s.options {
-            switch o {
-            case .endOfList, .noOperation: n += 1
-            case .maximumSegmentSize: n += 4
-            case .windowScale: n += 3
-            case .sackPermitted: n += 2
-            case .sack(let blocks): n += 2 + 8 * blocks.count
-            case .timestamps: n += 10
-            case .unknown(_, let data): n += 2 + data.count
-            }
+    public static func tcpHeaderBytes(_ s: TCPSegment) -> Int { s.headerLength }
+
+    /// The packet as an IPv4 datagram on the wire: header with checksum, then
+    /// the TCP segment with its checksum (or the raw payload).
+    public func ipv4Bytes(identification: UInt16 = 0) -> [UInt8] {
+        let transport: [UInt8]
+        switch payload {
+        case .tcp(let s): transport = s.bytes(source: .v4(source), destination: .v4(destination))
+        case .raw(_, let bytes): transport = bytes
         }
-        return 20 + (n + 3) / 4 * 4
+        let header = IPv4Header(source: source, destination: destination, proto: protocolNumber,
+                                payloadLength: transport.count, ttl: timeToLive, identification: identification)
+        var out = [UInt8](repeating: 0, count: header.headerLength)
+        header.emit(into: &out)
+        out += transport
+        return out
     }
 
     public var protocolNumber: UInt8 {
