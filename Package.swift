@@ -27,6 +27,13 @@ let package = Package(
         // One TCP connection as a pure, clock-injected state machine (RFC 9293).
         .target(name: "TCP", dependencies: ["Wire", "Core"]),
 
+        // The TCP engine driven by the simulator: hosts, bulk transfers, scenarios and their figures.
+        .target(
+            name: "TCPSimulation",
+            dependencies: ["Core", "Wire", "TCP", "Simulation", "LinkModel",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
         // Pure link models shared by the simulator and the emulator backends.
         .target(name: "LinkModel", dependencies: ["Core"]),
 
@@ -46,14 +53,14 @@ let package = Package(
         .executableTarget(
             name: "wayside",
             dependencies: [
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "TCPSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core"]),
+        .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core", "TCPSimulation", "Simulation"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
