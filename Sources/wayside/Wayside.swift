@@ -14,6 +14,8 @@ struct Wayside: ParsableCommand {
         version: WaysideVersion.string,
         subcommands: [
             DecodeCommand.self,
+            SimulateTCPCommand.self,
+            BenchCommand.self,
         ]
     )
 }
