@@ -164,9 +164,11 @@ extension TCPConnection {
         keepaliveProbes = 0
         if let k = configuration.keepalive { keepaliveDeadline = now + k.idle }
         // The congestion controller started with our own MSS; now the real one is known.
-        congestion = configuration.congestionControl.make(
-            maximumSegmentSize: sendMaximumSegmentSize,
-            initialWindowSegments: configuration.initialWindowSegments)
+        if !congestionControlInstalled {
+            congestion = configuration.congestionControl.make(
+                maximumSegmentSize: sendMaximumSegmentSize,
+                initialWindowSegments: configuration.initialWindowSegments)
+        }
     }
 
     // MARK: Synchronized states and SYN-RECEIVED (RFC 9293 §3.10.7.4)

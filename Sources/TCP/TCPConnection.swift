@@ -81,7 +81,11 @@ public struct TCPConnection: Sendable {
     var renoSACKedSegments = 0
     var forceRetransmission = false
     var congestionWindowLimited = false
-    public var congestion: any CongestionControl
+    /// The congestion controller. Until the handshake completes it is the
+    /// configured algorithm at our own MSS, replaced then by one at the
+    /// negotiated MSS — unless `installCongestionControl` put one in.
+    public internal(set) var congestion: any CongestionControl
+    var congestionControlInstalled = false
 
     // MARK: Acknowledgments and timers
     var ackNow = false
@@ -115,6 +119,12 @@ public struct TCPConnection: Sendable {
             maximumSegmentSize: configuration.maximumSegmentSize,
             initialWindowSegments: configuration.initialWindowSegments)
         self.rcvShift = configuration.receiveWindowShift
+    }
+
+    /// Installs a congestion controller (MPTCP's coupled ones, RFC 6356), kept across the handshake.
+    public mutating func installCongestionControl(_ controller: any CongestionControl) {
+        congestion = controller
+        congestionControlInstalled = true
     }
 
     // MARK: Readable state
