@@ -312,6 +312,7 @@ extension TCPConnection {
             }
         } else {
             persistDeadline = nil
+            if sndWnd > 0 { persistBackoff = 0 } // the window opened: the next zero window starts afresh
         }
     }
 
