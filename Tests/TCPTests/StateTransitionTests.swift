@@ -380,3 +380,57 @@ struct ClosingTests {
         #expect(c.receive() == bytes(10))
     }
 }
+
+@Suite("TCP state machine: remaining transitions")
+struct RemainingTransitionTests {
+    @Test func listenToSynSentByActiveOpen() {
+        var c = TCPConnection(tuple: testTuple, configuration: plainConfiguration(), isnGenerator: .init(seed: 1))
+        c.listen()
+        let out = c.connect(now: at(0))
+        #expect(c.state == .synSent)
+        #expect(out == sends(outgoing(seq: c.iss, flags: .syn, options: [.maximumSegmentSize(1000)])))
+    }
+
+    @Test func synReceivedTimesOutToClosed() {
+        var c = TCPConnection(tuple: testTuple, configuration: plainConfiguration(), isnGenerator: .init(seed: 1))
+        c.listen()
+        _ = c.handle(incoming(seq: remoteISS, flags: .syn), now: at(0))
+        var last: [TCPAction] = []
+        var synAcks = 0
+        while c.state == .synReceived {
+            last = c.poll(now: c.nextDeadline)
+            synAcks += segments(last).filter { $0.flags == [.syn, .ack] }.count
+        }
+        #expect(synAcks == 6)
+        #expect(last == [.closed(.timedOut)])
+    }
+
+    @Test func simultaneousOpenResetIsARefusal() {
+        var c = TCPConnection(tuple: testTuple, configuration: plainConfiguration(), isnGenerator: .init(seed: 1))
+        _ = c.connect(now: at(0))
+        _ = c.handle(incoming(seq: remoteISS, flags: .syn), now: at(10))
+        #expect(c.state == .synReceived)
+        #expect(c.handle(incoming(seq: remoteISS + 1, flags: .rst), now: at(20)) == [.closed(.refused)])
+    }
+
+    @Test func passiveSynReceivedInWindowSynReturnsToListen() {
+        var c = TCPConnection(tuple: testTuple, configuration: plainConfiguration(), isnGenerator: .init(seed: 1))
+        c.listen()
+        _ = c.handle(incoming(seq: remoteISS, flags: .syn), now: at(0))
+        #expect(c.handle(incoming(seq: remoteISS + 1, flags: .syn), now: at(5)).isEmpty)
+        #expect(c.state == .listen)
+    }
+
+    @Test func simultaneousCloseGoesThroughClosingToTimeWait() {
+        var c = establishedConnection()
+        c.close()
+        let fin = c.poll(now: at(0))
+        #expect(segments(fin).map(\.flags) == [[.fin, .ack]])
+        // The peer's FIN crosses ours; then it acknowledges ours.
+        _ = c.handle(incoming(seq: remoteISS + 1, ack: localISS + 1, flags: .fin), now: at(5))
+        #expect(c.state == .closing)
+        _ = c.handle(incoming(seq: remoteISS + 2, ack: localISS + 2), now: at(10))
+        #expect(c.state == .timeWait)
+        #expect(c.poll(now: at(60_010)) == [.closed(.normal)])
+    }
+}
