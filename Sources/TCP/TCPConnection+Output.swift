@@ -202,9 +202,11 @@ extension TCPConnection {
             case .stop(let why):
                 stoppedBy = why
             case .retransmit(let from, let to):
-                inFlight += emitRetransmission(from: from, to: to, payloadLimit: limit, now: now, into: &actions)
+                let sent = emitRetransmission(from: from, to: to, payloadLimit: limit, now: now, into: &actions)
+                inFlight += sent
                 forceRetransmission = false
-                continue
+                if sent > 0 { continue }
+                stoppedBy = .nothingToSend // cannot happen: a lost range always holds data or the FIN
             case .newData(let length, let fin):
                 inFlight += emitNewData(length: length, fin: fin, now: now, into: &actions)
                 continue
