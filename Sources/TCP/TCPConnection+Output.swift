@@ -150,6 +150,14 @@ extension TCPConnection {
     func pipe() -> Int {
         guard sndUna < sndNxt else { return 0 }
         let mss = sendMaximumSegmentSize
+        if scoreboard.isEmpty {
+            // One hole from SND.UNA to SND.NXT: the common case, without allocating.
+            let length = sndNxt - sndUna
+            let lost = min(length, max(0, lostUpTo - sndUna))
+            let retransmitted = min(length, max(0, highRxt - sndUna))
+            let total = length - lost + retransmitted - (sackEnabled ? 0 : renoSACKedSegments * mss)
+            return max(0, total)
+        }
         let threshold = configuration.duplicateAckThreshold
         var total = 0
         for hole in scoreboard.holes(from: sndUna, to: sndNxt) {
@@ -165,6 +173,9 @@ extension TCPConnection {
 
     /// The first lost, unSACKed range at or above `from` (RFC 6675 §4 NextSeg rule 1).
     func firstLostRange(from: SequenceNumber) -> (SequenceNumber, SequenceNumber)? {
+        if scoreboard.isEmpty {
+            return from < lostUpTo && from < sndNxt ? (from, min(lostUpTo, sndNxt)) : nil
+        }
         let mss = sendMaximumSegmentSize
         let threshold = configuration.duplicateAckThreshold
         for hole in scoreboard.holes(from: from, to: sndNxt) {
