@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
     ],
     swiftLanguageModes: [.v5]
 )
