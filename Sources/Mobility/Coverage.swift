@@ -21,8 +21,9 @@ public struct AssociationPolicy: Hashable, Sendable {
     /// Log-distance radios: associate at or above this received power (dBm);
     /// `nil` means the sensitivity of the slowest rate.
     public var associateDBm: Double?
-    /// Log-distance radios: stay associated until the power falls this far below
-    /// `associateDBm`.
+    /// Log-distance radios: stay associated until the power falls at least this
+    /// far below the association threshold (a unit's own `disassociateDBm` may
+    /// ask for more).
     public var marginDB: Double
     /// Disk radios: stay associated until this far beyond the range (metres).
     public var rangeMargin: Double
@@ -148,10 +149,14 @@ struct SiteCoverage {
         var t = Interval.zero
         let link = site.link
         let loss = settings.loss
-        let associateDBm: Double
+        // The unit's own thresholds first, then the route's policy, then the
+        // slowest rate's sensitivity.
+        var associateDBm = 0.0, disassociateDBm = 0.0
         if case let .logDistance(r) = site.radio {
-            associateDBm = settings.association.associateDBm ?? r.rates.entries[0].sensitivityDBm
-        } else { associateDBm = 0 }
+            associateDBm = r.associateDBm ?? settings.association.associateDBm ?? r.rates.entries[0].sensitivityDBm
+            // The route's margin is the least hysteresis; a unit may ask for more.
+            disassociateDBm = min(r.disassociateDBm ?? associateDBm, associateDBm - settings.association.marginDB)
+        }
 
         func operatingPoint(rssi: Double?) -> (Bitrate?, Probability?) {
             switch site.radio {
@@ -176,7 +181,7 @@ struct SiteCoverage {
                 let s = shadowing!.next(moved: position.distance(to: previousPosition))
                 let p = r.meanReceivedPowerDBm(distance: distance) + s
                 rssi = p
-                wantsChange = associated ? p < associateDBm - settings.association.marginDB : p >= associateDBm
+                wantsChange = associated ? p < disassociateDBm : p >= associateDBm
             }
 
             if t == .zero {

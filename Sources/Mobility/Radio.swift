@@ -90,10 +90,15 @@ public struct LogDistanceRadio: Hashable, Sendable {
     /// Distance over which shadowing decorrelates (Gudmundson's model), metres.
     public var decorrelationDistance: Double
     public var rates: RateTable
+    /// This unit's own association thresholds (from the topology); when absent
+    /// the route's `AssociationPolicy` applies.
+    public var associateDBm: Double?
+    public var disassociateDBm: Double?
 
     public init(transmitPowerDBm: Double = 23, referenceLossDB: Double = 47.86, referenceDistance: Double = 1,
                 exponent: Double = 2.2, shadowingSigmaDB: Double = 4, decorrelationDistance: Double = 20,
-                rates: RateTable = .ieee80211p) {
+                rates: RateTable = .ieee80211p, associateDBm: Double? = nil, disassociateDBm: Double? = nil) {
+        self.associateDBm = associateDBm; self.disassociateDBm = disassociateDBm
         self.transmitPowerDBm = transmitPowerDBm; self.referenceLossDB = referenceLossDB
         self.referenceDistance = referenceDistance; self.exponent = exponent
         self.shadowingSigmaDB = shadowingSigmaDB; self.decorrelationDistance = decorrelationDistance
