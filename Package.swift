@@ -36,8 +36,18 @@ let package = Package(
         // YAML decoding with file:line:column errors, shared by topologies and routes.
         .target(name: "Config", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
 
+        // libnl-3 / libnl-route-3 from the system (pkg-config libnl-route-3.0).
+        .systemLibrary(
+            name: "CNetlink",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+
+        // Namespaces, links, addresses, routes, rules and sysctls through libnl-route-3.
+        .target(name: "Netlink", dependencies: ["CNetlink"]),
+
         // Topology models, validation, plans, and building/tearing down a plan.
-        .target(name: "Testbed", dependencies: ["Core", "Config"]),
+        .target(name: "Testbed", dependencies: ["Core", "Config", "Netlink"]),
 
         // Vehicle trajectories, roadside-unit radio models, importers -> coverage timelines.
         .target(name: "Mobility", dependencies: ["Core", "Config"]),
@@ -56,7 +66,7 @@ let package = Package(
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
-        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
+        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
     ],
