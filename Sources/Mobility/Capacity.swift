@@ -7,13 +7,13 @@ public struct CapacityTraceLink: Hashable, Sendable {
     public var link: String
     /// Which direction of the link is the uplink, by the topology's endpoint order.
     public var uplinkDirection: LinkDirection
-    public var uplink: MahimahiTrace?
-    public var downlink: MahimahiTrace?
+    public var uplink: MahimahiCapacity?
+    public var downlink: MahimahiCapacity?
     /// The capacity is averaged over windows of this length.
     public var window: Interval
 
-    public init(link: String, uplinkDirection: LinkDirection = .aToB, uplink: MahimahiTrace?,
-                downlink: MahimahiTrace?, window: Interval = .seconds(1)) {
+    public init(link: String, uplinkDirection: LinkDirection = .aToB, uplink: MahimahiCapacity?,
+                downlink: MahimahiCapacity?, window: Interval = .seconds(1)) {
         self.link = link; self.uplinkDirection = uplinkDirection
         self.uplink = uplink; self.downlink = downlink; self.window = window
     }

@@ -400,12 +400,12 @@ extension Route {
                 problems.append(ConfigProblem(at: c.location, known))
                 continue
             }
-            func trace(_ ref: (path: String, location: SourceLocation)?) -> MahimahiTrace? {
+            func trace(_ ref: (path: String, location: SourceLocation)?) -> MahimahiCapacity? {
                 guard let ref else { return nil }
                 let path = resolve(ref.path)
                 do {
                     let text = try read(path)
-                    do { return try MahimahiTrace(text) } catch {
+                    do { return try MahimahiCapacity(text) } catch {
                         problems.append(ConfigProblem(at: SourceLocation(file: path, line: error.line, column: error.column), error.message))
                     }
                 } catch {

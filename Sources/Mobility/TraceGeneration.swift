@@ -52,8 +52,8 @@ public struct CellularTraceModel: Hashable, Sendable {
             if fading { rate *= fadeDepth }
             credit += rate * dt / 8
             let ms = t.nanoseconds / 1_000_000
-            while credit >= Double(MahimahiTrace.packetBytes) {
-                credit -= Double(MahimahiTrace.packetBytes)
+            while credit >= Double(MahimahiCapacity.packetBytes) {
+                credit -= Double(MahimahiCapacity.packetBytes)
                 lines.append(ms)
             }
             x = rho * x + (1 - rho * rho).squareRoot() * random.normal(mean: 0, standardDeviation: logSigma)

@@ -198,7 +198,7 @@ public enum CSVImporter {
 /// A Mahimahi packet-delivery trace: one line per 1500-byte delivery
 /// opportunity, the millisecond at which it occurs, non-decreasing; the trace
 /// repeats with a period of its last timestamp.
-public struct MahimahiTrace: Hashable, Sendable {
+public struct MahimahiCapacity: Hashable, Sendable {
     public static let packetBytes = 1500
     public let opportunities: [Int]
 
@@ -234,7 +234,7 @@ public struct MahimahiTrace: Hashable, Sendable {
             let end = min(start + window, duration)
             // Opportunities in [start, end) across repetitions.
             let count = opportunitiesBefore(ns: end.nanoseconds, periodMs: periodMs) - opportunitiesBefore(ns: start.nanoseconds, periodMs: periodMs)
-            let bits = Int64(count) * Int64(MahimahiTrace.packetBytes) * 8
+            let bits = Int64(count) * Int64(MahimahiCapacity.packetBytes) * 8
             let rate = Bitrate(bitsPerSecond: bits * 1_000_000_000 / max((end - start).nanoseconds, 1))
             result.append((start, rate))
             start = end

@@ -136,7 +136,7 @@ import Core
     }
 
     @Test func capacityTraceBecomesRateSettings() throws {
-        let trace = try MahimahiTrace("10\n20\n30\n40\n500\n510\n1000\n")
+        let trace = try MahimahiCapacity("10\n20\n30\n40\n500\n510\n1000\n")
         let link = CapacityTraceLink(link: "car-cell", uplinkDirection: .aToB, uplink: trace, downlink: nil, window: .milliseconds(500))
         let events = link.events(duration: .seconds(2))
         #expect(events.allSatisfy { $0.direction == .aToB && $0.link == "car-cell" })
@@ -147,7 +147,7 @@ import Core
             .set(LinkParameters(rate: Bitrate(bitsPerSecond: 120_000))),
             .set(LinkParameters(rate: Bitrate(bitsPerSecond: 48_000))),
         ])
-        let gappy = try MahimahiTrace("100\n1500\n2000\n")
+        let gappy = try MahimahiCapacity("100\n1500\n2000\n")
         let g = CapacityTraceLink(link: "c", uplink: nil, downlink: gappy, window: .milliseconds(500)).events(duration: .seconds(2))
         #expect(g.map(\.change) == [
             .set(LinkParameters(rate: Bitrate(bitsPerSecond: 24_000))),

@@ -129,7 +129,7 @@ import Core
 
     @Test func mahimahiCapacityRepeatsTheTrace() throws {
         // 4 opportunities in the first 500 ms, 1 in the next; period 1000 ms.
-        let trace = try MahimahiTrace("100\n200\n200\n400\n600\n1000\n")
+        let trace = try MahimahiCapacity("100\n200\n200\n400\n600\n1000\n")
         #expect(trace.period == .seconds(1))
         let c = trace.capacity(window: .milliseconds(500), duration: .seconds(2))
         #expect(c.map(\.at) == [.zero, .milliseconds(500), .seconds(1), .milliseconds(1500)])
@@ -139,7 +139,7 @@ import Core
         #expect(c[1].rate == Bitrate(bitsPerSecond: 24_000))
         // Second cycle: the 1000 ms opportunity falls at its start, then 100,200,200,400.
         #expect(c[2].rate == Bitrate(bitsPerSecond: 120_000))
-        #expect(throws: TraceError(line: 3, message: "5 ms comes before the previous line's 10 ms")) { try MahimahiTrace("1\n10\n5\n") }
-        #expect(throws: TraceError(line: 2, message: "'x' is not a whole number of milliseconds")) { try MahimahiTrace("1\nx\n") }
+        #expect(throws: TraceError(line: 3, message: "5 ms comes before the previous line's 10 ms")) { try MahimahiCapacity("1\n10\n5\n") }
+        #expect(throws: TraceError(line: 2, message: "'x' is not a whole number of milliseconds")) { try MahimahiCapacity("1\nx\n") }
     }
 }

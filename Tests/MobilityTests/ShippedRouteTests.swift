@@ -118,7 +118,7 @@ import Config
         let a = model.mahimahiTrace(duration: .seconds(10), seed: 3)
         #expect(a == model.mahimahiTrace(duration: .seconds(10), seed: 3))
         #expect(a != model.mahimahiTrace(duration: .seconds(10), seed: 4))
-        let trace = try MahimahiTrace(a)
+        let trace = try MahimahiCapacity(a)
         #expect(trace.period == .seconds(10))
         // The shipped uplink trace is what the documented command writes.
         let shipped = try String(contentsOfFile: Self.root + "/Routes/traces/cellular-uplink.mahi", encoding: .utf8)
