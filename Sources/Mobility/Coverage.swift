@@ -164,7 +164,9 @@ struct SiteCoverage {
             case let .logDistance(r):
                 let op = r.rates.operatingPoint(rssiDBm: rssi ?? -200)
                 // Thousandths: finer than any loss measurement of a run can tell apart.
-                let p = (op.packetErrorRate * 1000).rounded() / 1000
+                // A position far off the map can make the power NaN: no link then.
+                let per = op.packetErrorRate.isNaN ? 1 : op.packetErrorRate
+                let p = (per * 1000).rounded() / 1000
                 return (op.rate, Probability(min(max(p, 0), 1)))
             }
         }

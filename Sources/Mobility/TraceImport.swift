@@ -32,6 +32,10 @@ func trajectory(from points: [TracePoint], what: String) throws(TraceError) -> T
     var last: Interval? = nil
     for p in points {
         guard let t = p.time else { throw TraceError(line: p.line, message: "\(what) has no time") }
+        // Beyond this an offset would not fit in an Interval's nanoseconds.
+        guard (t - t0).magnitude <= Trajectory.longestDrive.seconds else {
+            throw TraceError(line: p.line, message: "\(formatDecimal(t - t0, digits: 3)) s from the first point: a trace may span at most \(Trajectory.longestDrive)")
+        }
         let at = Interval.seconds(fractional: t - t0)
         if let l = last {
             if at == l { continue }
@@ -200,6 +204,8 @@ public enum CSVImporter {
 /// repeats with a period of its last timestamp.
 public struct MahimahiCapacity: Hashable, Sendable {
     public static let packetBytes = 1500
+    /// About 11.6 days: keeps every time computation well inside 64-bit nanoseconds.
+    public static let longestPeriodMilliseconds = 1_000_000_000
     public let opportunities: [Int]
 
     public init(_ text: String) throws(TraceError) {
@@ -209,6 +215,9 @@ public struct MahimahiCapacity: Hashable, Sendable {
             if s.isEmpty { continue }
             guard let ms = Int(s), ms >= 0 else {
                 throw TraceError(line: n + 1, message: "'\(s)' is not a whole number of milliseconds")
+            }
+            guard ms <= MahimahiCapacity.longestPeriodMilliseconds else {
+                throw TraceError(line: n + 1, message: "\(ms) ms is beyond the longest trace period of \(MahimahiCapacity.longestPeriodMilliseconds) ms")
             }
             if let last = out.last, ms < last {
                 throw TraceError(line: n + 1, message: "\(ms) ms comes before the previous line's \(last) ms")
@@ -234,8 +243,10 @@ public struct MahimahiCapacity: Hashable, Sendable {
             let end = min(start + window, duration)
             // Opportunities in [start, end) across repetitions.
             let count = opportunitiesBefore(ns: end.nanoseconds, periodMs: periodMs) - opportunitiesBefore(ns: start.nanoseconds, periodMs: periodMs)
-            let bits = Int64(count) * Int64(MahimahiCapacity.packetBytes) * 8
-            let rate = Bitrate(bitsPerSecond: bits * 1_000_000_000 / max((end - start).nanoseconds, 1))
+            // In floating point: a dense trace over a long window would overflow integers.
+            let bits = Double(count) * Double(MahimahiCapacity.packetBytes * 8)
+            let bps = bits * 1e9 / Double(max((end - start).nanoseconds, 1))
+            let rate = Bitrate(bitsPerSecond: Int64(min(bps, 1e15).rounded()))
             result.append((start, rate))
             start = end
         }

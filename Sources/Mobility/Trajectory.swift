@@ -27,6 +27,10 @@ public struct Trajectory: Hashable, Sendable {
         self.knots = knots
     }
 
+    /// The longest drive Wayside models (a year): times stay far from the
+    /// limits of an `Interval`, so arithmetic on them cannot overflow.
+    public static let longestDrive = Interval.seconds(366 * 86_400)
+
     public var start: Interval { knots[0].at }
     public var end: Interval { knots[knots.count - 1].at }
 
@@ -110,8 +114,13 @@ extension Trajectory {
         var t = first.arrival ?? .zero
         var knots = [Knot(at: t, position: first.position)]
         var speed: Double? = nil
+        func tooLong(_ index: Int) -> TrajectoryError {
+            TrajectoryError(index: index, message: "the drive would last beyond \(Trajectory.longestDrive)")
+        }
+        guard t <= Trajectory.longestDrive else { throw tooLong(0) }
         func leave(_ w: Waypoint, index: Int) throws(TrajectoryError) {
             if w.stop < .zero { throw TrajectoryError(index: index, message: "a stop cannot be negative") }
+            guard w.stop <= Trajectory.longestDrive - t else { throw tooLong(index) }
             if let s = w.speed {
                 guard s.isFinite, s > 0 else { throw TrajectoryError(index: index, message: "speed must be above zero") }
                 speed = s
@@ -128,6 +137,7 @@ extension Trajectory {
             let d = from.distance(to: w.position)
             let arrival: Interval
             if let a = w.arrival {
+                guard a <= Trajectory.longestDrive else { throw tooLong(i) }
                 guard a > t else {
                     throw TrajectoryError(index: i, message: "arrival at \(a) is not after leaving the previous waypoint at \(t)")
                 }
@@ -139,7 +149,9 @@ extension Trajectory {
                 guard d > 0 else {
                     throw TrajectoryError(index: i, message: "same position as the previous waypoint: use `stop` to wait")
                 }
-                arrival = t + .seconds(fractional: d / s)
+                let seconds = d / s
+                guard seconds.isFinite, seconds <= (Trajectory.longestDrive - t).seconds else { throw tooLong(i) }
+                arrival = t + .seconds(fractional: seconds)
                 guard arrival > t else { throw TrajectoryError(index: i, message: "segment too short to take any time") }
             }
             t = arrival

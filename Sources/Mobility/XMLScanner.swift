@@ -37,17 +37,20 @@ struct XMLScanner {
         i += 1
     }
 
-    private func starts(with s: String) -> Bool {
-        let u = Array(s.utf8)
-        guard i + u.count <= bytes.count else { return false }
-        return Array(bytes[i..<(i + u.count)]) == u
+    private func starts(with s: StaticString) -> Bool {
+        let n = s.utf8CodeUnitCount
+        guard i + n <= bytes.count else { return false }
+        return s.withUTF8Buffer { u in
+            for k in 0..<n where bytes[i + k] != u[k] { return false }
+            return true
+        }
     }
 
-    private mutating func skip(until terminator: String, what: String) throws(TraceError) {
+    private mutating func skip(until terminator: StaticString, what: String) throws(TraceError) {
         let (l, c) = (line, column)
         while i < bytes.count {
             if starts(with: terminator) {
-                for _ in 0..<terminator.utf8.count { advance() }
+                for _ in 0..<terminator.utf8CodeUnitCount { advance() }
                 return
             }
             advance()
