@@ -117,21 +117,46 @@ public struct CoverageDiagram {
                 let x0 = x(span.start.seconds), x1 = x(span.end.seconds)
                 s += "<rect x=\"\(n(x0))\" y=\"\(n(rowTop))\" width=\"\(n(max(x1 - x0, 0.5)))\" height=\"\(n(bandHeight))\" fill=\"\(colour)\" fill-opacity=\"0.35\"><title>\(Self.escape(link)) \(formatSeconds(span.start))–\(formatSeconds(span.end))</title></rect>\n"
             }
-            // Rate steps (any direction), scaled to the row's highest rate.
-            var steps: [(Double, Double)] = []
-            for e in timeline.events(for: link) {
-                if case let .set(p) = e.change, let r = p.rate { steps.append((e.at.seconds, Double(r.bitsPerSecond))) }
+            // Rate steps per direction while covered, scaled to the row's highest rate;
+            // one line when every change applies to both directions.
+            let events = timeline.events(for: link)
+            let perDirection = events.contains { e in
+                if case .set(let p) = e.change, p.rate != nil { return e.direction != .both } else { return false }
             }
-            if let peak = steps.map(\.1).max(), peak > 0 {
-                var pts: [String] = []
-                for (i, st) in steps.enumerated() {
-                    let yv = rowTop + bandHeight - 2 - (bandHeight - 4) * st.1 / peak
-                    let next = i + 1 < steps.count ? steps[i + 1].0 : duration
-                    pts.append("\(n(x(st.0))),\(n(yv))")
-                    pts.append("\(n(x(next))),\(n(yv))")
+            let directions: [LinkDirection] = perDirection ? [.aToB, .bToA] : [.both]
+            var series: [(LinkDirection, [(Double, Double)])] = []
+            for d in directions {
+                var steps: [(Double, Double)] = []
+                for e in events where e.direction.includes(d) {
+                    if case let .set(p) = e.change, let r = p.rate { steps.append((e.at.seconds, Double(r.bitsPerSecond))) }
                 }
-                s += "<polyline fill=\"none\" stroke=\"#222\" stroke-width=\"1\" points=\"\(pts.joined(separator: " "))\"/>\n"
-                s += "<text x=\"\(n(left + plotWidth - 4))\" y=\"\(n(rowTop + 10))\" text-anchor=\"end\" font-size=\"9\">max \(Bitrate(bitsPerSecond: Int64(peak)))</text>\n"
+                if !steps.isEmpty { series.append((d, steps)) }
+            }
+            let covered = timeline.coveredIntervals(of: link).map { ($0.start.seconds, $0.end.seconds) }
+            if let peak = series.flatMap({ $0.1.map(\.1) }).max(), peak > 0 {
+                for (d, steps) in series {
+                    var path = ""
+                    var penAt: (Double, Double)? = nil // where the last piece ended (x, y)
+                    for (i, st) in steps.enumerated() {
+                        let next = i + 1 < steps.count ? steps[i + 1].0 : duration
+                        let yv = rowTop + bandHeight - 2 - (bandHeight - 4) * st.1 / peak
+                        for (c0, c1) in covered {
+                            let a = max(st.0, c0), b = min(next, c1)
+                            guard b > a else { continue }
+                            if let pen = penAt, abs(pen.0 - x(a)) < 1e-9 {
+                                path += " V\(n(yv)) H\(n(x(b)))"
+                            } else {
+                                path += " M\(n(x(a))) \(n(yv)) H\(n(x(b)))"
+                            }
+                            penAt = (x(b), yv)
+                        }
+                    }
+                    guard !path.isEmpty else { continue }
+                    let style = d == .bToA ? "stroke=\"#666\" stroke-dasharray=\"3 2\"" : "stroke=\"#222\""
+                    s += "<path fill=\"none\" \(style) stroke-width=\"1\" d=\"\(path.dropFirst())\"><title>\(Self.escape(link)) rate \(d.rawValue)</title></path>\n"
+                }
+                let legend = perDirection ? "rate a-to-b (solid), b-to-a (dashed); max " : "max "
+                s += "<text x=\"\(n(left + plotWidth - 4))\" y=\"\(n(rowTop + 10))\" text-anchor=\"end\" font-size=\"9\">\(legend)\(Bitrate(bitsPerSecond: Int64(peak)))</text>\n"
             }
         }
         s += "</svg>\n"
