@@ -48,11 +48,15 @@ public struct CoverageSettings: Hashable, Sendable {
     /// A change of loss smaller than this (absolute probability) is not sent
     /// to the link, so the timeline follows the radio without an event per sample.
     public var lossResolution: Double
+    /// Likewise a change of rate smaller than this fraction of the rate in force.
+    public var rateResolution: Double
 
     public init(step: Interval = .milliseconds(100), seed: UInt64 = 1, loss: CoverageLoss = .carrier,
-                association: AssociationPolicy = AssociationPolicy(), lossResolution: Double = 0.01) {
+                association: AssociationPolicy = AssociationPolicy(), lossResolution: Double = 0.01,
+                rateResolution: Double = 0.05) {
         self.step = step; self.seed = seed; self.loss = loss
         self.association = association; self.lossResolution = lossResolution
+        self.rateResolution = rateResolution
     }
 }
 
@@ -163,11 +167,18 @@ struct SiteCoverage {
             case let .disk(r): return (r.rate, r.loss)
             case let .logDistance(r):
                 let op = r.rates.operatingPoint(rssiDBm: rssi ?? -200)
-                // Thousandths: finer than any loss measurement of a run can tell apart.
                 // A position far off the map can make the power NaN: no link then.
-                let per = op.packetErrorRate.isNaN ? 1 : op.packetErrorRate
-                let p = (per * 1000).rounded() / 1000
-                return (op.rate, Probability(min(max(p, 0), 1)))
+                let per = op.packetErrorRate.isNaN ? 1 : min(max(op.packetErrorRate, 0), 1)
+                // The MAC retransmits a failed frame up to `retryLimit` times: IP sees a
+                // loss only when every attempt fails, and the airtime of the attempts
+                // comes out of the rate (1 / (1 − PER) transmissions per frame).
+                var residual = 1.0
+                for _ in 0...max(r.retryLimit, 0) { residual *= per }
+                let effective = Double(op.rate.bitsPerSecond) * (1 - per)
+                // 10 kbit/s steps and thousandths of loss: finer than a run can tell apart.
+                let rate = Bitrate(bitsPerSecond: max(Int64((effective / 1e4).rounded()) * 10_000, 10_000))
+                let p = (residual * 1000).rounded() / 1000
+                return (rate, Probability(min(max(p, 0), 1)))
             }
         }
 
@@ -224,7 +235,12 @@ struct SiteCoverage {
                     let (rate, lossP) = operatingPoint(rssi: rssi)
                     let lossMoved = abs((lossP?.value ?? 0) - (lastLoss?.value ?? 0)) >= settings.lossResolution
                         || ((lossP?.value ?? 0) == 0) != ((lastLoss?.value ?? 0) == 0)
-                    if rate != lastRate || lossMoved {
+                    // Rate changes under `rateResolution` (relative) are not sent either.
+                    let rateMoved = { () -> Bool in
+                        guard let a = rate?.bitsPerSecond, let b = lastRate?.bitsPerSecond, b > 0 else { return rate != lastRate }
+                        return abs(Double(a - b)) / Double(b) >= settings.rateResolution
+                    }()
+                    if rateMoved || lossMoved {
                         events.append(TimelineEvent(at: t, link: link, change: .set(LinkParameters(rate: rate, loss: lossP))))
                         lastRate = rate; lastLoss = lossP
                     }

@@ -94,11 +94,16 @@ public struct LogDistanceRadio: Hashable, Sendable {
     /// the route's `AssociationPolicy` applies.
     public var associateDBm: Double?
     public var disassociateDBm: Double?
+    /// MAC retransmissions of a failed unicast frame (IEEE 802.11's long retry
+    /// limit is 4 by default; its short retry limit 7).
+    public var retryLimit: Int
 
     public init(transmitPowerDBm: Double = 23, referenceLossDB: Double = 47.86, referenceDistance: Double = 1,
                 exponent: Double = 2.2, shadowingSigmaDB: Double = 4, decorrelationDistance: Double = 20,
-                rates: RateTable = .ieee80211p, associateDBm: Double? = nil, disassociateDBm: Double? = nil) {
+                rates: RateTable = .ieee80211p, associateDBm: Double? = nil, disassociateDBm: Double? = nil,
+                retryLimit: Int = 4) {
         self.associateDBm = associateDBm; self.disassociateDBm = disassociateDBm
+        self.retryLimit = retryLimit
         self.transmitPowerDBm = transmitPowerDBm; self.referenceLossDB = referenceLossDB
         self.referenceDistance = referenceDistance; self.exponent = exponent
         self.shadowingSigmaDB = shadowingSigmaDB; self.decorrelationDistance = decorrelationDistance
