@@ -24,7 +24,11 @@ struct XMLScanner {
     private var pendingEnd: (String, Int, Int)? = nil
     private var sawRoot = false
 
-    init(_ text: String) { bytes = Array(text.utf8) }
+    init(_ text: String) {
+        bytes = Array(text.utf8)
+        // Some GPS tools start their files with a UTF-8 byte-order mark.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3; lineStart = 3 }
+    }
 
     private var column: Int { i - lineStart + 1 }
 

@@ -40,6 +40,11 @@ import Core
         #expect(abs(t.length - 2001.6) < 1)
     }
 
+    @Test func gpxWithAByteOrderMarkReads() throws {
+        let t = try GPXImporter.trajectory("\u{FEFF}<gpx><trk><trkseg><trkpt lat=\"0\" lon=\"0\"><time>2024-01-01T00:00:00Z</time></trkpt></trkseg></trk></gpx>")
+        #expect(t.knots.count == 1)
+    }
+
     @Test func gpxWithoutTimesTakesASpeed() throws {
         let gpx = """
         <gpx><trk><trkseg><trkpt lat="0" lon="0"/><trkpt lat="0" lon="0.01"/></trkseg></trk></gpx>

@@ -125,6 +125,18 @@ import Config
         #expect(shipped == model.mahimahiTrace(duration: .seconds(120), seed: 11))
     }
 
+    @Test func generatorFlagsAreChecked() throws {
+        for args in [["--mean", "fast", "--duration", "10s"], ["--mean", "5mbit", "--duration", "10"],
+                     ["--mean", "0mbit", "--duration", "10s"], ["--mean", "5mbit", "--duration", "10s", "--fade-depth", "2"]] {
+            var c = try RouteCommand.CellularTrace.parse(args)
+            #expect(throws: (any Error).self) { try c.run() }
+        }
+        var g = try RouteCommand.GPX.parse([Self.root + "/Routes/long-drive.yaml", "--origin", "91,0"])
+        #expect(throws: (any Error).self) { try g.run() }
+        g = try RouteCommand.GPX.parse([Self.root + "/Routes/long-drive-gpx.yaml", "--origin", "48,11"])
+        #expect(throws: RouteFiles.Failure.self) { try g.run() }
+    }
+
     @Test func gpxWriterRoundTripsThroughTheImporter() throws {
         let drive = try Trajectory(waypoints: [Waypoint(Point(x: -300, y: 5), speed: 25), Waypoint(Point(x: 900, y: -40))])
         let origin = GeoCoordinate(latitude: 48.1372, longitude: 11.5756)
