@@ -11,7 +11,7 @@ TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
 .PHONY: run test bench fuzz build deps test-deps clean
 
 run: deps build
-	$(BIN) run
+	$(BIN) decode samples/kernel-mptcp-two-paths.pcap
 
 test: test-deps
 	$(SWIFT) build --build-tests
