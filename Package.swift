@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
     ],
     swiftLanguageModes: [.v5]
 )
