@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "wayside",
             dependencies: [
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

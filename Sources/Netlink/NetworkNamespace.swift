@@ -196,3 +196,23 @@ public final class NetworkNamespace: @unchecked Sendable {
         }
     }
 }
+
+extension NetworkNamespace {
+    /// For a process about to `exec` a command in a namespace (`wayside exec`):
+    /// moves the calling thread into the namespace and, as `ip netns exec`
+    /// does, gives it a private mount namespace with this namespace's /sys so
+    /// that tools reading /sys/class/net see the right interfaces. Only for the
+    /// thread that then calls `execv`; never from a Swift concurrency task.
+    public static func enterForExec(named name: String) throws {
+        let ns = try NetworkNamespace.open(named: name)
+        guard wayside_setns(ns.fd, wayside_CLONE_NEWNET) == 0 else { throw NetlinkError.system("enter namespace", name) }
+        ns.close()
+        // A fresh /sys is a convenience: the command still runs in the right
+        // network namespace if any of this is refused.
+        guard wayside_unshare(wayside_CLONE_NEWNS) == 0 else { return }
+        guard mount("", "/", "none", wayside_MS_SLAVE | wayside_MS_REC, nil) == 0 else { return }
+        if umount2("/sys", wayside_MNT_DETACH) == 0 {
+            _ = mount(name, "/sys", "sysfs", 0, nil)
+        }
+    }
+}

@@ -22,7 +22,7 @@ public struct BuildTimings: Sendable {
 
 /// A testbed that is up. `teardown()` removes all of it; nothing is removed
 /// implicitly (a run left up by `wayside up` outlives the process).
-public final class Testbed {
+public final class TestbedNetwork {
     public let plan: TestbedPlan
     public let registry: RunRegistry
     public private(set) var timings = BuildTimings()
@@ -35,8 +35,8 @@ public final class Testbed {
     /// is up with carrier. On any error or cancellation everything created is
     /// removed before the error is thrown.
     public static func build(_ plan: TestbedPlan, topologyFile: String? = nil, registry: RunRegistry = RunRegistry(),
-                             cancellation: BuildCancellation? = nil, upTimeout: Duration = .seconds(10)) throws -> Testbed {
-        let testbed = Testbed(plan: plan, registry: registry)
+                             cancellation: BuildCancellation? = nil, upTimeout: Duration = .seconds(10)) throws -> TestbedNetwork {
+        let testbed = TestbedNetwork(plan: plan, registry: registry)
         var record = RunRecord(plan: plan, topologyFile: topologyFile, pid: getpid(), state: .building)
         try registry.write(record, exclusive: true)
         do {
@@ -125,7 +125,7 @@ public final class Testbed {
     /// address, route and rule) and its record.
     public func teardown() throws {
         closeNamespaces()
-        try Testbed.remove(namespaces: plan.namespaces, runID: plan.runID.value, registry: registry)
+        try TestbedNetwork.remove(namespaces: plan.namespaces, runID: plan.runID.value, registry: registry)
     }
 
     /// Removes a run's namespaces and then its record; the record stays if a

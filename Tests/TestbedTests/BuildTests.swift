@@ -74,7 +74,7 @@ struct BuildTests {
         let runID = uniqueRunID()
         let before = try Leftovers.snapshot(runID)
         let plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology(name)), runID: runID)
-        let testbed = try Testbed.build(plan, registry: registry)
+        let testbed = try TestbedNetwork.build(plan, registry: registry)
         var tornDown = false
         defer { if !tornDown { try? testbed.teardown() } }
 
@@ -123,7 +123,7 @@ struct BuildTests {
         DispatchQueue.concurrentPerform(iterations: ids.count) { k in
             results.set(k, Result {
                 let plan = try TestbedPlan(topology: topology, runID: ids[k])
-                let testbed = try Testbed.build(plan, registry: registry)
+                let testbed = try TestbedNetwork.build(plan, registry: registry)
                 defer { try? testbed.teardown() }
                 // Each run's vehicle reaches its own server (through the kernel bridge stand-in).
                 try bridgeEmulatedLinks(plan)
@@ -150,7 +150,7 @@ struct BuildTests {
         var plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology("highway-2rsu")), runID: runID)
         // Two routes to the same place: the second add fails with EEXIST midway through the build.
         plan.routes.append(plan.routes[0])
-        #expect(throws: TestbedError.self) { _ = try Testbed.build(plan, registry: registry) }
+        #expect(throws: TestbedError.self) { _ = try TestbedNetwork.build(plan, registry: registry) }
         #expect(try Leftovers.snapshot(runID) == before)
         #expect(throws: TestbedError.self) { try registry.read(runID.value) }
     }
@@ -161,22 +161,22 @@ struct BuildTests {
         let plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology("highway-2rsu")), runID: runID)
         let cancellation = BuildCancellation()
         cancellation.cancel()
-        #expect(throws: TestbedError.self) { _ = try Testbed.build(plan, registry: registry, cancellation: cancellation) }
+        #expect(throws: TestbedError.self) { _ = try TestbedNetwork.build(plan, registry: registry, cancellation: cancellation) }
         #expect(try Leftovers.snapshot(runID) == before)
     }
 
     @Test func aTakenRunIDIsRefusedWithoutTouchingTheRun() throws {
         let runID = uniqueRunID()
         let plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology("highway-2rsu")), runID: runID, emulation: EmulationMode.none)
-        let testbed = try Testbed.build(plan, registry: registry)
+        let testbed = try TestbedNetwork.build(plan, registry: registry)
         defer { try? testbed.teardown() }
-        #expect(throws: TestbedError.self) { _ = try Testbed.build(plan, registry: registry) }
+        #expect(throws: TestbedError.self) { _ = try TestbedNetwork.build(plan, registry: registry) }
         #expect(NetworkNamespace.list().filter { $0.hasPrefix(runID.namespacePrefix) }.count == plan.namespaces.count)
     }
 
     @Test func carrierFollowsTheEmulatorSideEnd() throws {
         let plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology("highway-2rsu")), runID: uniqueRunID())
-        let testbed = try Testbed.build(plan, registry: registry)
+        let testbed = try TestbedNetwork.build(plan, registry: registry)
         defer { try? testbed.teardown() }
         let link = try #require(plan.link(named: "car-rsu1"))
         let emulator = try NetworkNamespace.open(named: link.emulator!.namespace).routeSocket()
