@@ -14,6 +14,7 @@ struct Wayside: ParsableCommand {
         version: WaysideVersion.string,
         subcommands: [
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
+            TestbedBenchCommand.self,
         ]
     )
 }
