@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "wayside",
             dependencies: [
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core", "Testbed", "wayside", "LinkModel"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
     ],
     swiftLanguageModes: [.v5]
 )

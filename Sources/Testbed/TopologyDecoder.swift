@@ -70,9 +70,16 @@ struct TopologyDecoder {
         let written = Set((top["nodes"]?.node.mapping?.keys.compactMap(\.string)) ?? [])
 
         var links: [TopologyLink] = []
+        var brokenEndpoints = Set<String>()
         if let linksValue = top.required("links", expected: "a list of links"), let items = linksValue.sequence(expected: "a list of links") {
             for (index, item) in items.enumerated() {
-                if let link = decodeLink(item, index: index, nodes: nodes, written: written) { links.append(link) }
+                if let link = decodeLink(item, index: index, nodes: nodes, written: written) {
+                    links.append(link)
+                } else {
+                    // Its nodes may lack a link only because this one is broken:
+                    // say nothing more about them.
+                    brokenEndpoints.formUnion(item.node.mapping?["endpoints"]?.array().compactMap(\.string) ?? [])
+                }
             }
         }
 
@@ -84,7 +91,7 @@ struct TopologyDecoder {
         }
 
         let topology = Topology(name: name, description: description, nodes: nodes, links: links, routes: routes, emulation: emulation)
-        TopologyValidation(diagnostics: diagnostics, topology: topology, root: root).run()
+        TopologyValidation(diagnostics: diagnostics, topology: topology, root: root, nodesOfBrokenLinks: brokenEndpoints).run()
         return topology
     }
 

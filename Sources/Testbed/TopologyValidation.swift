@@ -7,6 +7,8 @@ struct TopologyValidation {
     let diagnostics: ConfigDiagnostics
     let topology: Topology
     let root: ConfigValue
+    /// Nodes named by links that did not decode (already reported).
+    var nodesOfBrokenLinks: Set<String> = []
 
     func report(_ message: String, at location: SourceLocation?) {
         diagnostics.report(message, at: location ?? root.location)
@@ -25,7 +27,7 @@ struct TopologyValidation {
         }
 
         // Every vehicle needs a radio link, or it never connects to anything.
-        for node in topology.nodes where node.role == .vehicle {
+        for node in topology.nodes where node.role == .vehicle && !nodesOfBrokenLinks.contains(node.name) {
             if !topology.links(of: node.name).contains(where: { $0.kind == .radio }) {
                 report("vehicle '\(node.name)' has no radio link; expected at least one link of kind 'radio' to a roadside unit", at: node.location)
             }

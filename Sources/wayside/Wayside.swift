@@ -15,6 +15,8 @@ struct Wayside: ParsableCommand {
         subcommands: [
             RouteCommand.self,
             DecodeCommand.self,
+            PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
+            TestbedBenchCommand.self,
         ]
     )
 }
