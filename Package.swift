@@ -42,11 +42,18 @@ let package = Package(
         // Vehicle trajectories, roadside-unit radio models, importers -> coverage timelines.
         .target(name: "Mobility", dependencies: ["Core", "Config"]),
 
+        // Event-log contract (docs/LOGS.md), metrics (docs/METRICS.md), thresholds, results.json.
+        .target(name: "Analysis", dependencies: ["Core"]),
+
+        // A self-contained report.html with inline SVG plots, from Analysis results.
+        .target(name: "Report", dependencies: ["Analysis", "Core"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Analysis", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +65,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
     ],
     swiftLanguageModes: [.v5]
 )
