@@ -72,3 +72,21 @@ public struct EventLogFile: Sendable {
         return log
     }
 }
+
+extension EventLogFile {
+    /// Groups the files of a results folder into runs, one per stack: by the
+    /// header's `stack`; a file without one joins the group whose files share
+    /// its run id, else a group `unknown`. Groups keep the order of first appearance.
+    public static func groupIntoRuns(_ logs: [EventLogFile]) -> [[EventLogFile]] {
+        var order: [String] = []
+        var groups: [String: [EventLogFile]] = [:]
+        var stackOfRun: [String: String] = [:]
+        for log in logs { if let s = log.stack, !log.run.isEmpty { stackOfRun[log.run] = stackOfRun[log.run] ?? s } }
+        for log in logs where log.problems.isEmpty || !log.events.isEmpty {
+            let key = log.stack ?? stackOfRun[log.run] ?? "unknown"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(log)
+        }
+        return order.map { groups[$0]! }
+    }
+}

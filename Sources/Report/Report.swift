@@ -281,3 +281,24 @@ extension String {
         return number + self[space...]
     }
 }
+
+/// The comparison as plain text for the terminal: one column per stack.
+public enum SummaryTable {
+    public static let rows = ["survived", "max_gap", "total_stall", "goodput_mean", "delivered_ratio", "redundancy",
+                              "max_join_latency", "max_move_latency", "latency_p99", "messages_lost", "reinjected_bytes",
+                              "max_subflows"]
+
+    public static func render(_ runs: [RunResult]) -> String {
+        var table: [[String]] = [["metric"] + runs.map(\.stack)]
+        for name in rows where runs.contains(where: { $0.metric(name) != nil }) {
+            table.append([name] + runs.map { $0.metric(name)?.description ?? "–" })
+        }
+        let widths = (0..<table[0].count).map { col in table.map { $0[col].count }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { col, cell in
+                let pad = String(repeating: " ", count: widths[col] - cell.count)
+                return col == 0 ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

@@ -13,6 +13,7 @@ struct Wayside: ParsableCommand {
         """,
         version: WaysideVersion.string,
         subcommands: [
+            AnalyzeCommand.self,
         ]
     )
 }
