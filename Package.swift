@@ -48,12 +48,15 @@ let package = Package(
         // A self-contained report.html with inline SVG plots, from Analysis results.
         .target(name: "Report", dependencies: ["Analysis", "Core"]),
 
+        // Traffic applications (bulk, cbr, rr, sink, echo) over kernel sockets, logging docs/LOGS.md events.
+        .target(name: "Traffic", dependencies: ["Analysis", "Core"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
-                "Analysis", "Report",
+                "Analysis", "Report", "Traffic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
+        .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
     ],
     swiftLanguageModes: [.v5]
 )

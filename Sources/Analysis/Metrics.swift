@@ -457,7 +457,8 @@ public enum RunAnalysis {
         var redundancy = Interval.zero
         for (k, c) in counts.enumerated() where c.usable >= 2 {
             let next = k + 1 < counts.count ? counts[k + 1].time : end
-            if next > c.time { redundancy += min(next, end) - c.time }
+            let until = min(next, end)
+            if until > c.time { redundancy += until - c.time }
         }
 
         // Survival (docs/METRICS.md): no failure, delivered something, and either an
