@@ -109,7 +109,6 @@ public final class TrafficApp: @unchecked Sendable {
             } else {
                 let l = try KernelSocket.listen(c.socket, on: c.address)
                 lock.lock(); listener = l; let stop = stopping; lock.unlock()
-                defer { l.close() }
                 if stop { log.log(.appStop(conn: c.conn, reason: "stopped before a connection")); return }
                 socket = try l.accept()
             }
@@ -123,7 +122,10 @@ public final class TrafficApp: @unchecked Sendable {
             throw e
         }
         lock.lock(); connection = socket; lock.unlock()
-        defer { socket.close() }
+        // The listener stays open while the connection lives: kernel MPTCP looks up
+        // joins (SYN with MP_JOIN, RFC 8684 §3.2) through the listening socket, and
+        // answers them with RST once it is closed.
+        defer { socket.close(); lock.lock(); listener?.close(); lock.unlock() }
 
         let mptcp: Bool? = c.socket == .kernelTCP ? false : socket.mptcpFellBack().map { !$0 }
         log.log(.connectionState(conn: c.conn, state: .established, mptcp: mptcp, reason: nil))
