@@ -234,3 +234,36 @@ enum HandMadeRuns {
         #expect(f.latency == nil)
     }
 }
+
+@Suite struct RunGroupingTests {
+    @Test func filesGroupByStackAndStacklessFilesFollowTheirRunID() {
+        func file(_ name: String, run: String, stack: String?) -> EventLogFile {
+            HandMadeRuns.file(name, [LogEvent(time: .zero, source: .node(name), body: .logStart(version: 1, run: run, stack: stack, attributes: [:]))])
+        }
+        let groups = EventLogFile.groupIntoRuns([
+            file("a", run: "r1", stack: "kernel-tcp"), file("b", run: "r2", stack: "kernel-mptcp"),
+            file("emu1", run: "r1", stack: nil), file("c", run: "r1", stack: "kernel-tcp"), file("lost", run: "r9", stack: nil),
+        ])
+        #expect(groups.map { $0.map(\.file) } == [["a", "emu1", "c"], ["b"], ["lost"]])
+        // A file that could not be read at all contributes nothing.
+        #expect(EventLogFile.groupIntoRuns([EventLogFile.parse(text: "garbage", file: "x")]).isEmpty)
+    }
+
+    @Test func redundancyCountsOnlyUntilTheFlowEnds() {
+        // Two subflows from 1 s; the flow ends (orderly) at 2 s; a third subflow appears at 3 s.
+        let sf = { (t: Int, id: Int, state: SubflowState) in
+            LogEvent(time: HandMadeRuns.ms(t), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: id, state: state)))
+        }
+        let events = [
+            LogEvent(time: .zero, source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            sf(1000, 0, .established), sf(1000, 1, .established),
+            LogEvent(time: HandMadeRuns.ms(1500), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 10, total: 10)),
+            LogEvent(time: HandMadeRuns.ms(2000), source: .node("s"), body: .connectionState(conn: "c", state: .finished, mptcp: true, reason: nil)),
+            sf(3000, 2, .established), sf(3500, 2, .closed),
+        ]
+        let f = RunAnalysis.analyze(events: events).flows[0]
+        #expect(f.end == HandMadeRuns.ms(2000))
+        #expect(f.redundancyTime == .seconds(1))
+        #expect(f.maxSubflows == 3)
+    }
+}
