@@ -52,11 +52,22 @@ let package = Package(
         // Vehicle trajectories, roadside-unit radio models, importers -> coverage timelines.
         .target(name: "Mobility", dependencies: ["Core", "Config"]),
 
+        // Event-log contract (docs/LOGS.md), metrics (docs/METRICS.md), thresholds, results.json.
+        .target(name: "Analysis", dependencies: ["Core"]),
+
+        // A self-contained report.html with inline SVG plots, from Analysis results.
+        .target(name: "Report", dependencies: ["Analysis", "Core"]),
+
+        // Traffic applications (bulk, cbr, rr, sink, echo) over kernel sockets, logging docs/LOGS.md events.
+        .target(name: "Traffic", dependencies: ["Analysis", "Core"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Analysis", "Report", "Traffic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,6 +81,10 @@ let package = Package(
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core", "Testbed", "wayside", "LinkModel"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
+        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
+        .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
+        .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -17,6 +17,8 @@ struct Wayside: ParsableCommand {
             DecodeCommand.self,
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
             TestbedBenchCommand.self,
+            AnalyzeCommand.self,
+            NodeCommand.self,
         ]
     )
 }
