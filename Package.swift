@@ -66,7 +66,6 @@ let package = Package(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
                 "Analysis", "Report", "Traffic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -81,8 +80,6 @@ let package = Package(
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core", "Testbed", "wayside", "LinkModel"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
-        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),
-        .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
     ],
