@@ -367,7 +367,9 @@ public enum RunAnalysis {
             }
         }
         if failure != nil { endedCleanly = false; cleanEnd = nil }
-        let end = max(cleanEnd ?? runEnd, deliveries.last?.time ?? .zero)
+        // After an orderly end nothing was left to deliver, so the silence between the
+        // last bytes and the FIN is not a gap: such a flow ends at its last delivery.
+        let end = cleanEnd.map { deliveries.last?.time ?? $0 } ?? max(runEnd, deliveries.last?.time ?? .zero)
 
         // Inter-delivery intervals over [first delivery, end]; before any delivery, from the flow's start.
         var points = deliveries.map(\.time)
@@ -405,7 +407,7 @@ public enum RunAnalysis {
 
         // Ideal: what the offered load and the covered links' capacity allowed.
         let idealStart = senderStart ?? flowStart!
-        let idealEnd = min(senderStop ?? end, end)
+        let idealEnd = min(senderStop ?? runEnd, runEnd)
         let idealBits = coverage.idealBits(from: idealStart, to: idealEnd, offered: offered)
         let idealBytes = idealBits.map { Int64(($0 / 8).rounded()) }
 
@@ -497,7 +499,9 @@ public enum RunAnalysis {
                 if spans.contains(where: { $0.path == c.link && $0.start <= c.time && ($0.end.map { $0 > c.time } ?? true) }) {
                     h.subflowUsableAfter = .zero; h.subflowPersisted = true
                 } else if let s = spans.first(where: { $0.path == c.link && $0.start >= c.time && $0.start <= lostAgain }) {
-                    h.subflowUsableAfter = s.start - c.time
+                    // A path that was there before the flow began is measured from the flow's start:
+                    // that is connection setup, not the application starting up.
+                    h.subflowUsableAfter = s.start - max(c.time, flowStart!)
                 }
             }
             handovers.append(h)

@@ -90,7 +90,8 @@ enum HandMadeRuns {
         #expect(f.conn == "f" && f.receiver == "server" && f.sender == "car" && f.app == "cbr")
         #expect(f.mptcp == true)
         #expect(f.endedCleanly)
-        #expect(f.end == HandMadeRuns.ms(10_000))
+        // An orderly end: the flow ends with its last delivery (message 999 at 9.991 s), not at the FIN.
+        #expect(f.end == HandMadeRuns.ms(9991))
     }
 
     @Test func gapIsTheLongestSilence() throws {
@@ -109,7 +110,7 @@ enum HandMadeRuns {
         #expect(f.deliveredBytes == 1_000_000)
         // 800 kbit/s offered for 10 s, coverage (10 Mbit/s) always present.
         #expect(f.idealBytes == 1_000_000)
-        #expect(f.goodputMean == 800_000)
+        #expect(f.goodputMean == 8_000_000 / 9.991)
         #expect(mbb.metric("delivered_ratio") == .ratio(1))
         #expect(f.messagesSent == 1000 && f.messagesDelivered == 1000 && f.messagesLost == 0)
     }
@@ -250,7 +251,7 @@ enum HandMadeRuns {
     }
 
     @Test func redundancyCountsOnlyUntilTheFlowEnds() {
-        // Two subflows from 1 s; the flow ends (orderly) at 2 s; a third subflow appears at 3 s.
+        // Two subflows from 1 s; last delivery at 1.5 s, orderly end at 2 s; a third subflow appears at 3 s.
         let sf = { (t: Int, id: Int, state: SubflowState) in
             LogEvent(time: HandMadeRuns.ms(t), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: id, state: state)))
         }
@@ -262,8 +263,22 @@ enum HandMadeRuns {
             sf(3000, 2, .established), sf(3500, 2, .closed),
         ]
         let f = RunAnalysis.analyze(events: events).flows[0]
-        #expect(f.end == HandMadeRuns.ms(2000))
-        #expect(f.redundancyTime == .seconds(1))
+        #expect(f.end == HandMadeRuns.ms(1500))
+        #expect(f.redundancyTime == .milliseconds(500))
         #expect(f.maxSubflows == 3)
+    }
+}
+
+@Suite struct JoinLatencyTests {
+    @Test func aPathPresentBeforeTheFlowIsMeasuredFromTheFlowsStart() {
+        let events = [
+            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(1000), source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            LogEvent(time: HandMadeRuns.ms(1200), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: 0, state: .established, path: "a"))),
+            LogEvent(time: HandMadeRuns.ms(1300), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 5)),
+        ]
+        let f = RunAnalysis.analyze(events: events).flows[0]
+        #expect(f.handovers.count == 1)
+        #expect(f.handovers[0].subflowUsableAfter == .milliseconds(200))
     }
 }
