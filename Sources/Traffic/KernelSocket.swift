@@ -175,7 +175,12 @@ public final class KernelSocket: @unchecked Sendable {
         try bytes.withUnsafeBytes { try writeAll($0) }
     }
 
-    public func shutdown(_ how: Int32) { _ = Glibc.shutdown(fd, how) }
+    /// A no-op once closed: the descriptor number may already belong to another socket.
+    public func shutdown(_ how: Int32) {
+        closeLock.lock()
+        defer { closeLock.unlock() }
+        if !closed { _ = Glibc.shutdown(fd, how) }
+    }
 
     public func close() {
         closeLock.lock()
