@@ -367,6 +367,8 @@ public enum RunAnalysis {
             }
         }
         if failure != nil { endedCleanly = false; cleanEnd = nil }
+        // When the connection began: its first conn.state at any node (connecting or later).
+        let connectionStart = events.first { if case .connectionState = $0.body { return true }; return false }?.time
         // After an orderly end nothing was left to deliver, so the silence between the
         // last bytes and the FIN is not a gap: such a flow ends at its last delivery.
         let end = cleanEnd.map { deliveries.last?.time ?? $0 } ?? max(runEnd, deliveries.last?.time ?? .zero)
@@ -499,9 +501,9 @@ public enum RunAnalysis {
                 if spans.contains(where: { $0.path == c.link && $0.start <= c.time && ($0.end.map { $0 > c.time } ?? true) }) {
                     h.subflowUsableAfter = .zero; h.subflowPersisted = true
                 } else if let s = spans.first(where: { $0.path == c.link && $0.start >= c.time && $0.start <= lostAgain }) {
-                    // A path that was there before the flow began is measured from the flow's start:
-                    // that is connection setup, not the application starting up.
-                    h.subflowUsableAfter = s.start - max(c.time, flowStart!)
+                    // A path that was there before the connection began is measured from the
+                    // connection's start: that is connection setup, not processes starting up.
+                    h.subflowUsableAfter = s.start - max(c.time, connectionStart ?? flowStart!)
                 }
             }
             handovers.append(h)

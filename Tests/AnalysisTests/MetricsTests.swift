@@ -159,9 +159,9 @@ enum HandMadeRuns {
         let h = mbb.flows[0].handovers
         #expect(h.map(\.link) == ["a", "b", "a"])
         #expect(h.map(\.covered) == [true, true, false])
-        // a arrives at 0: the steady 10 ms spacing; subflow 0 on a at 50 ms.
+        // a arrives at 0, before the connection (first conn.state at 40 ms): subflow 0 on a at 50 ms.
         #expect(h[0].gap == .milliseconds(10))
-        #expect(h[0].subflowUsableAfter == .milliseconds(50))
+        #expect(h[0].subflowUsableAfter == .milliseconds(10))
         // b arrives at 4 s: its window [4 s, 5 s) touches the silence that starts at 4.991 s.
         #expect(h[1].gap == .milliseconds(310))
         #expect(h[1].subflowUsableAfter == .milliseconds(100))
@@ -270,7 +270,7 @@ enum HandMadeRuns {
 }
 
 @Suite struct JoinLatencyTests {
-    @Test func aPathPresentBeforeTheFlowIsMeasuredFromTheFlowsStart() {
+    @Test func aPathPresentBeforeTheConnectionIsMeasuredFromItsStart() {
         let events = [
             LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
             LogEvent(time: HandMadeRuns.ms(1000), source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
@@ -280,5 +280,9 @@ enum HandMadeRuns {
         let f = RunAnalysis.analyze(events: events).flows[0]
         #expect(f.handovers.count == 1)
         #expect(f.handovers[0].subflowUsableAfter == .milliseconds(200))
+        // With the connection's start logged, it counts from there.
+        let connecting = LogEvent(time: HandMadeRuns.ms(1150), source: .node("c"), body: .connectionState(conn: "c", state: .connecting, mptcp: nil, reason: nil))
+        let g = RunAnalysis.analyze(events: Array(events[0...1]) + [connecting] + Array(events[2...])).flows[0]
+        #expect(g.handovers[0].subflowUsableAfter == .milliseconds(50))
     }
 }
