@@ -245,8 +245,13 @@ extension LogEvent {
     /// Reads one line. Unknown kinds become `.unknown`; a known kind with a
     /// missing or mistyped field is an error.
     public static func parse(line: String) throws(EventSyntaxError) -> LogEvent {
+        try parse(utf8: Array(line.utf8))
+    }
+
+    /// Reads one line given as UTF-8 bytes (without its newline).
+    public static func parse(utf8 line: [UInt8]) throws(EventSyntaxError) -> LogEvent {
         let value: JSONValue
-        do { value = try JSONValue.parse(line) } catch { throw EventSyntaxError(column: error.column, message: error.message) }
+        do { value = try JSONValue.parse(utf8: line) } catch { throw EventSyntaxError(column: error.column, message: error.message) }
         guard let fields = value.objectValue else { throw EventSyntaxError(column: 1, message: "expected a JSON object") }
         return try parse(object: fields)
     }

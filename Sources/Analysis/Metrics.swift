@@ -480,11 +480,20 @@ public enum RunAnalysis {
                                    gapEnd: nil, subflowUsableAfter: nil, subflowPersisted: false, trafficMovedAfter: nil)
             if !deliveries.isEmpty, c.time < end || (c.time == end && windowEnd == end) {
                 // Longest interval (p_k, p_k+1) overlapping [T, windowEnd).
+                // Points are sorted: start at the first interval ending after T (binary search)
+                // and stop at the first starting at or after the window's end.
                 var best: (Instant, Instant)?
-                for k in points.indices.dropLast() {
+                var lo = 0, hi = points.count - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if points[mid + 1] > c.time { hi = mid } else { lo = mid + 1 }
+                }
+                let limit = max(windowEnd, c.time + .nanoseconds(1))
+                var k = lo
+                while k + 1 < points.count, points[k] < limit {
                     let a = points[k], b = points[k + 1]
-                    guard b > c.time, a < max(windowEnd, c.time + .nanoseconds(1)) else { continue }
-                    if best == nil || b - a > best!.1 - best!.0 { best = (a, b) }
+                    if b > c.time, best == nil || b - a > best!.1 - best!.0 { best = (a, b) }
+                    k += 1
                 }
                 if let (a, b) = best {
                     h.gap = b - a; h.gapStart = a; h.gapEnd = b
