@@ -288,7 +288,8 @@ public enum RunAnalysis {
     static func conn(of body: EventBody) -> String? {
         switch body {
         case .appStart(let c, _, _, _), .appStop(let c, _), .bytesDelivered(let c, _, _),
-             .connectionState(let c, _, _, _), .joinAttempt(let c, _, _, _, _), .reinjection(let c, _, _, _):
+             .connectionState(let c, _, _, _), .joinAttempt(let c, _, _, _, _), .reinjection(let c, _, _, _),
+             .subflowProgress(let c, _, _, _, _):
             return c
         case .appSent(let m), .appDelivered(let m): return m.conn
         case .subflowState(let s): return s.conn
@@ -465,6 +466,18 @@ public enum RunAnalysis {
             if until > c.time { redundancy += until - c.time }
         }
 
+        // When each path's subflows moved bytes (any node): a counter above its previous value.
+        var advances: [(time: Instant, path: String)] = []
+        var lastCounters: [String: (Int64, Int64)] = [:]
+        for e in events {
+            guard case let .subflowProgress(_, sf, path, acked, received) = e.body, let path else { continue }
+            let key = "\(e.source.name)/\(sf)"
+            let now = (acked ?? 0, received ?? 0)
+            let before = lastCounters[key] ?? (0, 0)
+            if now.0 > before.0 || now.1 > before.1 { advances.append((e.time, path)) }
+            lastCounters[key] = now
+        }
+
         // Survival (docs/METRICS.md): no failure, delivered something, and either an
         // orderly end or a delivery after the last coverage change.
         let lastChange = coverage.changes.last?.time ?? .zero
@@ -508,7 +521,14 @@ public enum RunAnalysis {
             if c.covered {
                 let lostAgain = coverage.nextLoss(of: c.link, after: c.time) ?? runEnd
                 if spans.contains(where: { $0.path == c.link && $0.start <= c.time && ($0.end.map { $0 > c.time } ?? true) }) {
-                    h.subflowUsableAfter = .zero; h.subflowPersisted = true
+                    // A subflow that stayed established through the outage is usable once it moves
+                    // bytes again, when the logs say (subflow.progress); otherwise at once.
+                    h.subflowPersisted = true
+                    if lastCounters.isEmpty {
+                        h.subflowUsableAfter = .zero
+                    } else if let a = advances.first(where: { $0.path == c.link && $0.time >= c.time && $0.time <= lostAgain }) {
+                        h.subflowUsableAfter = a.time - c.time
+                    }
                 } else if let s = spans.first(where: { $0.path == c.link && $0.start >= c.time && $0.start <= lostAgain }) {
                     // A path that was there before the connection began is measured from the
                     // connection's start: that is connection setup, not processes starting up.

@@ -93,7 +93,8 @@ public enum HTMLReport {
         for h in flow.handovers {
             t += "<tr><td>\(formatNumber(h.time.seconds, digits: 3))</td><td>\(xmlEscape(h.link))</td>"
             t += "<td>\(h.covered ? "arrival" : "loss (\(h.loss.rawValue))")</td><td>\(d(h.gap))</td>"
-            t += "<td>\(h.covered ? (h.subflowPersisted ? "0 (kept)" : (h.subflowUsableAfter.map(formatDuration) ?? "never")) : "")</td>"
+            let usable = h.subflowUsableAfter.map(formatDuration) ?? "never"
+            t += "<td>\(h.covered ? usable + (h.subflowPersisted ? " (kept)" : "") : "")</td>"
             t += "<td>\(h.covered ? "" : (h.trafficMovedAfter.map(formatDuration) ?? "never"))</td></tr>\n"
         }
         return t + "</table>\n"

@@ -285,4 +285,28 @@ enum HandMadeRuns {
         let g = RunAnalysis.analyze(events: Array(events[0...1]) + [connecting] + Array(events[2...])).flows[0]
         #expect(g.handovers[0].subflowUsableAfter == .milliseconds(50))
     }
+
+    @Test func aSubflowKeptThroughAnOutageIsUsableWhenItMovesBytesAgain() {
+        // Link a covered 0–1 s and from 2 s; the subflow on a stays established throughout.
+        func progress(_ t: Int, _ acked: Int64) -> LogEvent {
+            LogEvent(time: HandMadeRuns.ms(t), source: .node("car"),
+                     body: .subflowProgress(conn: "c", subflow: 0, path: "a", bytesAcked: acked, bytesReceived: 0))
+        }
+        var events = [
+            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: .zero, source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            LogEvent(time: HandMadeRuns.ms(100), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: 0, state: .established, path: "a"))),
+            LogEvent(time: HandMadeRuns.ms(500), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 5)),
+            LogEvent(time: HandMadeRuns.ms(1000), source: .link("a"), body: .coverage(covered: false, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(2000), source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(2400), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 10)),
+        ]
+        let without = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        #expect(without.subflowPersisted && without.subflowUsableAfter == .zero)
+        // Progress at 0.5 s, a repeat of the same counters at 2.1 s (no advance), an advance at 2.3 s.
+        events += [progress(500, 100), progress(2100, 100), progress(2300, 200)]
+        events.sort { $0.time < $1.time }
+        let with = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        #expect(with.subflowPersisted && with.subflowUsableAfter == .milliseconds(300))
+    }
 }
