@@ -40,6 +40,9 @@ public struct HandoverResult: Hashable, Sendable {
     public var subflowPersisted: Bool
     /// Losses only: time until in-order delivery resumed (docs/METRICS.md); nil if it never did.
     public var trafficMovedAfter: Interval?
+    /// The flow was running while this change was in effect (an arrival whose coverage
+    /// overlaps the flow, a loss within it): only these count in the run's metrics.
+    public var duringFlow: Bool = false
 }
 
 /// A subflow's life as one node saw it, for the timeline plot.
@@ -211,11 +214,11 @@ public struct RunResult: Hashable, Sendable {
         m.append(("handovers", .count(flows.map { $0.handovers.count }.max()!)))
         let gaps = handovers.compactMap(\.gap)
         if let g = gaps.max() { m.append(("max_handover_gap", .duration(g))) }
-        let arrivals = handovers.filter { $0.covered && $0.gap != nil }
+        let arrivals = handovers.filter { $0.covered && $0.duringFlow }
         if !arrivals.isEmpty, arrivals.allSatisfy({ $0.subflowUsableAfter != nil }) {
             m.append(("max_join_latency", .duration(arrivals.compactMap(\.subflowUsableAfter).max()!)))
         }
-        let losses = handovers.filter { !$0.covered && $0.gap != nil }
+        let losses = handovers.filter { !$0.covered && $0.duringFlow }
         if !losses.isEmpty, losses.allSatisfy({ $0.trafficMovedAfter != nil }) {
             m.append(("max_move_latency", .duration(losses.compactMap(\.trafficMovedAfter).max()!)))
         }
@@ -520,6 +523,7 @@ public enum RunAnalysis {
             }
             if c.covered {
                 let lostAgain = coverage.nextLoss(of: c.link, after: c.time) ?? runEnd
+                h.duringFlow = c.time < end && lostAgain > flowStart!
                 if spans.contains(where: { $0.path == c.link && $0.start <= c.time && ($0.end.map { $0 > c.time } ?? true) }) {
                     // A subflow that stayed established through the outage is usable once it moves
                     // bytes again, when the logs say (subflow.progress); otherwise at once.
@@ -535,6 +539,7 @@ public enum RunAnalysis {
                     h.subflowUsableAfter = s.start - max(c.time, connectionStart ?? flowStart!)
                 }
             }
+            if !c.covered { h.duringFlow = c.time >= flowStart! && c.time < end }
             handovers.append(h)
         }
 
