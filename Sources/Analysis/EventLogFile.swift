@@ -87,16 +87,16 @@ public struct EventLogFile: Sendable {
 }
 
 extension EventLogFile {
-    /// Groups the files of a results folder into runs, one per stack: by the
-    /// header's `stack`; a file without one joins the group whose files share
-    /// its run id, else a group `unknown`. Groups keep the order of first appearance.
+    /// Groups the files of a results folder into runs: one per (stack, run id) of
+    /// the headers; a file without a stack joins the group of its run id, else a
+    /// group `unknown`. Groups keep the order of first appearance.
     public static func groupIntoRuns(_ logs: [EventLogFile]) -> [[EventLogFile]] {
         var order: [String] = []
         var groups: [String: [EventLogFile]] = [:]
         var stackOfRun: [String: String] = [:]
         for log in logs { if let s = log.stack, !log.run.isEmpty { stackOfRun[log.run] = stackOfRun[log.run] ?? s } }
         for log in logs where log.problems.isEmpty || !log.events.isEmpty {
-            let key = log.stack ?? stackOfRun[log.run] ?? "unknown"
+            let key = (log.stack ?? stackOfRun[log.run] ?? "unknown") + "\u{0}" + log.run
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(log)
         }

@@ -244,8 +244,10 @@ enum HandMadeRuns {
         let groups = EventLogFile.groupIntoRuns([
             file("a", run: "r1", stack: "kernel-tcp"), file("b", run: "r2", stack: "kernel-mptcp"),
             file("emu1", run: "r1", stack: nil), file("c", run: "r1", stack: "kernel-tcp"), file("lost", run: "r9", stack: nil),
+            file("d", run: "r3", stack: "kernel-tcp"),
         ])
-        #expect(groups.map { $0.map(\.file) } == [["a", "emu1", "c"], ["b"], ["lost"]])
+        // Two runs of one stack (another seed, say) stay apart.
+        #expect(groups.map { $0.map(\.file) } == [["a", "emu1", "c"], ["b"], ["lost"], ["d"]])
         // A file that could not be read at all contributes nothing.
         #expect(EventLogFile.groupIntoRuns([EventLogFile.parse(text: "garbage", file: "x")]).isEmpty)
     }
