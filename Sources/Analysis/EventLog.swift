@@ -127,6 +127,9 @@ public enum EventBody: Hashable, Sendable {
     case connectionState(conn: String, state: ConnectionState, mptcp: Bool?, reason: String?)
     /// `subflow.state`
     case subflowState(SubflowChange)
+    /// `subflow.progress`: a subflow's byte counters advanced (TCP_INFO `bytes_acked` as
+    /// sender, `bytes_received` as receiver); written at most once per poll.
+    case subflowProgress(conn: String, subflow: Int, path: String?, bytesAcked: Int64?, bytesReceived: Int64?)
     /// `subflow.join`: a join (SYN with MP_JOIN) was attempted on a path.
     case joinAttempt(conn: String, subflow: Int?, path: String?, local: String?, remote: String?)
     /// `interface`: link, carrier or address events the node saw.
@@ -151,6 +154,7 @@ public enum EventBody: Hashable, Sendable {
         case .bytesDelivered: return "bytes.delivered"
         case .connectionState: return "conn.state"
         case .subflowState: return "subflow.state"
+        case .subflowProgress: return "subflow.progress"
         case .joinAttempt: return "subflow.join"
         case .interface: return "interface"
         case .reinjection: return "reinject"
@@ -210,6 +214,9 @@ extension LogEvent {
         case .subflowState(let s):
             put("conn", s.conn); put("subflow", Int64(s.subflow)); put("state", s.state.rawValue)
             put("path", s.path); put("local", s.local); put("remote", s.remote); put("reason", s.reason)
+        case let .subflowProgress(conn, subflow, path, acked, received):
+            put("conn", conn); put("subflow", Int64(subflow)); put("path", path)
+            put("bytes_acked", acked); put("bytes_received", received)
         case let .joinAttempt(conn, subflow, path, local, remote):
             put("conn", conn); put("subflow", subflow.map(Int64.init)); put("path", path)
             put("local", local); put("remote", remote)
@@ -245,8 +252,13 @@ extension LogEvent {
     /// Reads one line. Unknown kinds become `.unknown`; a known kind with a
     /// missing or mistyped field is an error.
     public static func parse(line: String) throws(EventSyntaxError) -> LogEvent {
+        try parse(utf8: Array(line.utf8))
+    }
+
+    /// Reads one line given as UTF-8 bytes (without its newline).
+    public static func parse(utf8 line: [UInt8]) throws(EventSyntaxError) -> LogEvent {
         let value: JSONValue
-        do { value = try JSONValue.parse(line) } catch { throw EventSyntaxError(column: error.column, message: error.message) }
+        do { value = try JSONValue.parse(utf8: line) } catch { throw EventSyntaxError(column: error.column, message: error.message) }
         guard let fields = value.objectValue else { throw EventSyntaxError(column: 1, message: "expected a JSON object") }
         return try parse(object: fields)
     }
@@ -307,6 +319,10 @@ extension LogEvent {
                 conn: try r.required("conn", kind), subflow: Int(try r.nonNegative("subflow", kind)), state: state,
                 path: try r.string("path"), local: try r.string("local"), remote: try r.string("remote"),
                 reason: try r.string("reason")))
+        case "subflow.progress":
+            body = .subflowProgress(conn: try r.required("conn", kind), subflow: Int(try r.nonNegative("subflow", kind)),
+                                    path: try r.string("path"), bytesAcked: try r.int("bytes_acked"),
+                                    bytesReceived: try r.int("bytes_received"))
         case "subflow.join":
             body = .joinAttempt(conn: try r.required("conn", kind), subflow: try r.int("subflow").map { Int(clamping: $0) },
                                 path: try r.string("path"), local: try r.string("local"), remote: try r.string("remote"))

@@ -32,16 +32,29 @@ public struct EventLogFile: Sendable {
     /// `log.start` header with a version this reader knows; without one the
     /// file is rejected (no events, one problem).
     public static func parse(text: String, file: String) -> EventLogFile {
+        var copy = text
+        return copy.withUTF8 { parse(utf8: $0, file: file) }
+    }
+
+    /// The same from the file's bytes. Lines are cut at '\n' bytes (a '\r' before it is
+    /// dropped), so a multi-megabyte log is never split by characters.
+    public static func parse(utf8 bytes: UnsafeBufferPointer<UInt8>, file: String) -> EventLogFile {
         var log = EventLogFile(file: file, run: "", stack: nil, attributes: [:], events: [], problems: [])
         var sawHeader = false
         var lineNumber = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            defer { start = end + 1 }
             lineNumber += 1
-            var line = Substring(raw)
-            if line.last == "\r" { line = line.dropLast() }
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            var last = end
+            if last > start, bytes[last - 1] == UInt8(ascii: "\r") { last -= 1 }
+            var blank = true
+            for i in start..<last where bytes[i] != UInt8(ascii: " ") && bytes[i] != UInt8(ascii: "\t") { blank = false; break }
+            if blank { continue }
             let event: LogEvent
-            do { event = try LogEvent.parse(line: String(line)) } catch {
+            do { event = try LogEvent.parse(utf8: Array(UnsafeBufferPointer(rebasing: bytes[start..<last]))) } catch {
                 log.problems.append(LogProblem(file: file, line: lineNumber, column: error.column, message: error.message))
                 if !sawHeader {
                     log.problems.append(LogProblem(file: file, line: lineNumber,
@@ -74,16 +87,16 @@ public struct EventLogFile: Sendable {
 }
 
 extension EventLogFile {
-    /// Groups the files of a results folder into runs, one per stack: by the
-    /// header's `stack`; a file without one joins the group whose files share
-    /// its run id, else a group `unknown`. Groups keep the order of first appearance.
+    /// Groups the files of a results folder into runs: one per (stack, run id) of
+    /// the headers; a file without a stack joins the group of its run id, else a
+    /// group `unknown`. Groups keep the order of first appearance.
     public static func groupIntoRuns(_ logs: [EventLogFile]) -> [[EventLogFile]] {
         var order: [String] = []
         var groups: [String: [EventLogFile]] = [:]
         var stackOfRun: [String: String] = [:]
         for log in logs { if let s = log.stack, !log.run.isEmpty { stackOfRun[log.run] = stackOfRun[log.run] ?? s } }
         for log in logs where log.problems.isEmpty || !log.events.isEmpty {
-            let key = log.stack ?? stackOfRun[log.run] ?? "unknown"
+            let key = (log.stack ?? stackOfRun[log.run] ?? "unknown") + "\u{0}" + log.run
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(log)
         }

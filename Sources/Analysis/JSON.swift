@@ -86,7 +86,12 @@ extension JSONValue {
 
     /// Parses one complete JSON text (surrounding whitespace allowed).
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
-        var p = JSONParser(bytes: Array(text.utf8))
+        try parse(utf8: Array(text.utf8))
+    }
+
+    /// Parses one complete JSON text given as UTF-8 bytes.
+    public static func parse(utf8 bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+        var p = JSONParser(bytes: bytes)
         p.skipWhitespace()
         let v = try p.value(depth: 0)
         p.skipWhitespace()

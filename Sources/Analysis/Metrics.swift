@@ -40,6 +40,9 @@ public struct HandoverResult: Hashable, Sendable {
     public var subflowPersisted: Bool
     /// Losses only: time until in-order delivery resumed (docs/METRICS.md); nil if it never did.
     public var trafficMovedAfter: Interval?
+    /// The flow was running while this change was in effect (an arrival whose coverage
+    /// overlaps the flow, a loss within it): only these count in the run's metrics.
+    public var duringFlow: Bool = false
 }
 
 /// A subflow's life as one node saw it, for the timeline plot.
@@ -211,11 +214,11 @@ public struct RunResult: Hashable, Sendable {
         m.append(("handovers", .count(flows.map { $0.handovers.count }.max()!)))
         let gaps = handovers.compactMap(\.gap)
         if let g = gaps.max() { m.append(("max_handover_gap", .duration(g))) }
-        let arrivals = handovers.filter { $0.covered && $0.gap != nil }
+        let arrivals = handovers.filter { $0.covered && $0.duringFlow }
         if !arrivals.isEmpty, arrivals.allSatisfy({ $0.subflowUsableAfter != nil }) {
             m.append(("max_join_latency", .duration(arrivals.compactMap(\.subflowUsableAfter).max()!)))
         }
-        let losses = handovers.filter { !$0.covered && $0.gap != nil }
+        let losses = handovers.filter { !$0.covered && $0.duringFlow }
         if !losses.isEmpty, losses.allSatisfy({ $0.trafficMovedAfter != nil }) {
             m.append(("max_move_latency", .duration(losses.compactMap(\.trafficMovedAfter).max()!)))
         }
@@ -288,7 +291,8 @@ public enum RunAnalysis {
     static func conn(of body: EventBody) -> String? {
         switch body {
         case .appStart(let c, _, _, _), .appStop(let c, _), .bytesDelivered(let c, _, _),
-             .connectionState(let c, _, _, _), .joinAttempt(let c, _, _, _, _), .reinjection(let c, _, _, _):
+             .connectionState(let c, _, _, _), .joinAttempt(let c, _, _, _, _), .reinjection(let c, _, _, _),
+             .subflowProgress(let c, _, _, _, _):
             return c
         case .appSent(let m), .appDelivered(let m): return m.conn
         case .subflowState(let s): return s.conn
@@ -367,7 +371,11 @@ public enum RunAnalysis {
             }
         }
         if failure != nil { endedCleanly = false; cleanEnd = nil }
-        let end = max(cleanEnd ?? runEnd, deliveries.last?.time ?? .zero)
+        // When the connection began: its first conn.state at any node (connecting or later).
+        let connectionStart = events.first { if case .connectionState = $0.body { return true }; return false }?.time
+        // After an orderly end nothing was left to deliver, so the silence between the
+        // last bytes and the FIN is not a gap: such a flow ends at its last delivery.
+        let end = cleanEnd.map { deliveries.last?.time ?? $0 } ?? max(runEnd, deliveries.last?.time ?? .zero)
 
         // Inter-delivery intervals over [first delivery, end]; before any delivery, from the flow's start.
         var points = deliveries.map(\.time)
@@ -405,7 +413,7 @@ public enum RunAnalysis {
 
         // Ideal: what the offered load and the covered links' capacity allowed.
         let idealStart = senderStart ?? flowStart!
-        let idealEnd = min(senderStop ?? end, end)
+        let idealEnd = min(senderStop ?? runEnd, runEnd)
         let idealBits = coverage.idealBits(from: idealStart, to: idealEnd, offered: offered)
         let idealBytes = idealBits.map { Int64(($0 / 8).rounded()) }
 
@@ -461,6 +469,18 @@ public enum RunAnalysis {
             if until > c.time { redundancy += until - c.time }
         }
 
+        // When each path's subflows moved bytes (any node): a counter above its previous value.
+        var advances: [(time: Instant, path: String)] = []
+        var lastCounters: [String: (Int64, Int64)] = [:]
+        for e in events {
+            guard case let .subflowProgress(_, sf, path, acked, received) = e.body, let path else { continue }
+            let key = "\(e.source.name)/\(sf)"
+            let now = (acked ?? 0, received ?? 0)
+            let before = lastCounters[key] ?? (0, 0)
+            if now.0 > before.0 || now.1 > before.1 { advances.append((e.time, path)) }
+            lastCounters[key] = now
+        }
+
         // Survival (docs/METRICS.md): no failure, delivered something, and either an
         // orderly end or a delivery after the last coverage change.
         let lastChange = coverage.changes.last?.time ?? .zero
@@ -476,11 +496,20 @@ public enum RunAnalysis {
                                    gapEnd: nil, subflowUsableAfter: nil, subflowPersisted: false, trafficMovedAfter: nil)
             if !deliveries.isEmpty, c.time < end || (c.time == end && windowEnd == end) {
                 // Longest interval (p_k, p_k+1) overlapping [T, windowEnd).
+                // Points are sorted: start at the first interval ending after T (binary search)
+                // and stop at the first starting at or after the window's end.
                 var best: (Instant, Instant)?
-                for k in points.indices.dropLast() {
+                var lo = 0, hi = points.count - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if points[mid + 1] > c.time { hi = mid } else { lo = mid + 1 }
+                }
+                let limit = max(windowEnd, c.time + .nanoseconds(1))
+                var k = lo
+                while k + 1 < points.count, points[k] < limit {
                     let a = points[k], b = points[k + 1]
-                    guard b > c.time, a < max(windowEnd, c.time + .nanoseconds(1)) else { continue }
-                    if best == nil || b - a > best!.1 - best!.0 { best = (a, b) }
+                    if b > c.time, best == nil || b - a > best!.1 - best!.0 { best = (a, b) }
+                    k += 1
                 }
                 if let (a, b) = best {
                     h.gap = b - a; h.gapStart = a; h.gapEnd = b
@@ -494,12 +523,23 @@ public enum RunAnalysis {
             }
             if c.covered {
                 let lostAgain = coverage.nextLoss(of: c.link, after: c.time) ?? runEnd
+                h.duringFlow = c.time < end && lostAgain > flowStart!
                 if spans.contains(where: { $0.path == c.link && $0.start <= c.time && ($0.end.map { $0 > c.time } ?? true) }) {
-                    h.subflowUsableAfter = .zero; h.subflowPersisted = true
+                    // A subflow that stayed established through the outage is usable once it moves
+                    // bytes again, when the logs say (subflow.progress); otherwise at once.
+                    h.subflowPersisted = true
+                    if lastCounters.isEmpty {
+                        h.subflowUsableAfter = .zero
+                    } else if let a = advances.first(where: { $0.path == c.link && $0.time >= c.time && $0.time <= lostAgain }) {
+                        h.subflowUsableAfter = a.time - c.time
+                    }
                 } else if let s = spans.first(where: { $0.path == c.link && $0.start >= c.time && $0.start <= lostAgain }) {
-                    h.subflowUsableAfter = s.start - c.time
+                    // A path that was there before the connection began is measured from the
+                    // connection's start: that is connection setup, not processes starting up.
+                    h.subflowUsableAfter = s.start - max(c.time, connectionStart ?? flowStart!)
                 }
             }
+            if !c.covered { h.duringFlow = c.time >= flowStart! && c.time < end }
             handovers.append(h)
         }
 

@@ -36,7 +36,7 @@ public enum HTMLReport {
         h += comparisonTable(runs)
         if !checks.isEmpty { h += thresholdTable(checks) }
         for run in runs {
-            h += "<h2 id=\"run-\(xmlEscape(run.stack))\">\(xmlEscape(run.stack))</h2>\n"
+            h += "<h2 id=\"run-\(anchor(label(run, among: runs)))\">\(xmlEscape(label(run, among: runs)))</h2>\n"
             if !run.attributes.isEmpty {
                 h += "<p class=\"note\">" + run.attributes.keys.sorted().map { "\(xmlEscape($0)): \(xmlEscape(run.attributes[$0]!))" }.joined(separator: " · ") + "</p>\n"
             }
@@ -58,11 +58,16 @@ public enum HTMLReport {
         return h
     }
 
+    /// A column or section name for each run: its stack, with the run id when a stack appears twice.
+    static func label(_ run: RunResult, among runs: [RunResult]) -> String {
+        runs.filter { $0.stack == run.stack }.count > 1 ? "\(run.stack) (\(run.run))" : run.stack
+    }
+
     static func comparisonTable(_ runs: [RunResult]) -> String {
         var names: [String] = []
         for r in runs { for m in r.metrics where !names.contains(m.name) { names.append(m.name) } }
         var t = "<h2>Comparison</h2>\n<table>\n<tr><th>metric</th>"
-        for r in runs { t += "<th><a href=\"#run-\(xmlEscape(r.stack))\">\(xmlEscape(r.stack))</a></th>" }
+        for r in runs { t += "<th><a href=\"#run-\(anchor(label(r, among: runs)))\">\(xmlEscape(label(r, among: runs)))</a></th>" }
         t += "</tr>\n"
         for n in names {
             t += "<tr><td>\(xmlEscape(n))</td>"
@@ -93,11 +98,19 @@ public enum HTMLReport {
         for h in flow.handovers {
             t += "<tr><td>\(formatNumber(h.time.seconds, digits: 3))</td><td>\(xmlEscape(h.link))</td>"
             t += "<td>\(h.covered ? "arrival" : "loss (\(h.loss.rawValue))")</td><td>\(d(h.gap))</td>"
-            t += "<td>\(h.covered ? (h.subflowPersisted ? "0 (kept)" : (h.subflowUsableAfter.map(formatDuration) ?? "never")) : "")</td>"
+            let usable = h.subflowUsableAfter.map(formatDuration) ?? "never"
+            t += "<td>\(h.covered ? usable + (h.subflowPersisted ? " (kept)" : "") : "")</td>"
             t += "<td>\(h.covered ? "" : (h.trafficMovedAfter.map(formatDuration) ?? "never"))</td></tr>\n"
         }
         return t + "</table>\n"
     }
+}
+
+/// An id attribute value: letters, digits and '-' only.
+func anchor(_ s: String) -> String {
+    String(s.unicodeScalars.map { c -> Character in
+        (c.properties.isAlphabetic && c.isASCII) || ("0"..."9").contains(c) || c == "-" ? Character(c) : "-"
+    })
 }
 
 /// One colour per link, in order of first appearance.
@@ -289,7 +302,7 @@ public enum SummaryTable {
                               "max_subflows"]
 
     public static func render(_ runs: [RunResult]) -> String {
-        var table: [[String]] = [["metric"] + runs.map(\.stack)]
+        var table: [[String]] = [["metric"] + runs.map { HTMLReport.label($0, among: runs) }]
         for name in rows where runs.contains(where: { $0.metric(name) != nil }) {
             table.append([name] + runs.map { $0.metric(name)?.description ?? "–" })
         }

@@ -175,7 +175,12 @@ public final class KernelSocket: @unchecked Sendable {
         try bytes.withUnsafeBytes { try writeAll($0) }
     }
 
-    public func shutdown(_ how: Int32) { _ = Glibc.shutdown(fd, how) }
+    /// A no-op once closed: the descriptor number may already belong to another socket.
+    public func shutdown(_ how: Int32) {
+        closeLock.lock()
+        defer { closeLock.unlock() }
+        if !closed { _ = Glibc.shutdown(fd, how) }
+    }
 
     public func close() {
         closeLock.lock()
@@ -213,9 +218,51 @@ public final class KernelSocket: @unchecked Sendable {
         return flags & 1 != 0
     }
 
+    static let mptcpTCPInfo: Int32 = 2
+    /// struct tcp_info up to and including tcpi_bytes_received (linux/tcp.h).
+    static let tcpInfoPrefix = 136
+    static let bytesAckedOffset = 120, bytesReceivedOffset = 128
+
+    /// (bytes acked, bytes received) of each subflow, in the kernel's subflow order
+    /// (MPTCP_TCPINFO), or of the one TCP connection (TCP_INFO).
+    public func subflowCounters() -> [(acked: Int64, received: Int64)]? {
+        func counters(_ raw: UnsafeRawBufferPointer, at base: Int) -> (acked: Int64, received: Int64) {
+            (Int64(bitPattern: raw.loadUnaligned(fromByteOffset: base + KernelSocket.bytesAckedOffset, as: UInt64.self)),
+             Int64(bitPattern: raw.loadUnaligned(fromByteOffset: base + KernelSocket.bytesReceivedOffset, as: UInt64.self)))
+        }
+        if kind == .kernelTCP || subflowAddresses() == nil {
+            var info = [UInt8](repeating: 0, count: KernelSocket.tcpInfoPrefix)
+            var len = socklen_t(info.count)
+            let r = info.withUnsafeMutableBytes { getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, $0.baseAddress, &len) }
+            guard r == 0, Int(len) >= KernelSocket.tcpInfoPrefix else { return nil }
+            return info.withUnsafeBytes { [counters($0, at: 0)] }
+        }
+        let element = KernelSocket.tcpInfoPrefix, maxSubflows = 8
+        var buffer = [UInt8](repeating: 0, count: 16 + element * maxSubflows)
+        buffer.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(16), toByteOffset: 0, as: UInt32.self)        // size_subflow_data
+            raw.storeBytes(of: UInt32(element), toByteOffset: 12, as: UInt32.self)  // size_user
+        }
+        var len = socklen_t(buffer.count)
+        let r = buffer.withUnsafeMutableBytes { getsockopt(fd, KernelSocket.solMPTCP, KernelSocket.mptcpTCPInfo, $0.baseAddress, &len) }
+        guard r == 0 else { return nil }
+        return buffer.withUnsafeBytes { raw in
+            let count = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            let sizeUser = Int(raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            guard sizeUser >= element else { return [] }
+            return (0..<min(count, maxSubflows)).map { counters(raw, at: 16 + $0 * sizeUser) }
+        }
+    }
+
     /// The (local, remote) address of every live subflow (MPTCP_SUBFLOW_ADDRS),
-    /// or nil when the kernel refuses (fallback, plain TCP).
+    /// or nil when the kernel refuses (fallback, plain TCP). Subflows being torn
+    /// down (port 0) are left out.
     public func subflowAddresses() -> [(local: SocketAddress, remote: SocketAddress)]? {
+        rawSubflowAddresses()?.compactMap { $0 }
+    }
+
+    /// Every entry in the kernel's order; nil entries are not (or no longer) usable IPv4 subflows.
+    func rawSubflowAddresses() -> [(local: SocketAddress, remote: SocketAddress)?]? {
         guard kind == .kernelMPTCP else { return nil }
         // struct mptcp_subflow_data (16 bytes) then up to 8 struct mptcp_subflow_addrs
         // (two 128-byte __kernel_sockaddr_storage unions each).
@@ -228,18 +275,18 @@ public final class KernelSocket: @unchecked Sendable {
         var len = socklen_t(buffer.count)
         let r = buffer.withUnsafeMutableBytes { getsockopt(fd, KernelSocket.solMPTCP, KernelSocket.mptcpSubflowAddrs, $0.baseAddress, &len) }
         guard r == 0 else { return nil }
-        return buffer.withUnsafeBytes { raw -> [(local: SocketAddress, remote: SocketAddress)] in
+        return buffer.withUnsafeBytes { raw -> [(local: SocketAddress, remote: SocketAddress)?] in
             let count = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            var out: [(local: SocketAddress, remote: SocketAddress)] = []
-            for i in 0..<min(count, maxSubflows) {
-                let base = 16 + i * element
+            let sizeUser = Int(raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            guard sizeUser >= element else { return [] }
+            return (0..<min(count, maxSubflows)).map { i in
+                let base = 16 + i * sizeUser
                 let l = raw.loadUnaligned(fromByteOffset: base, as: sockaddr_in.self)
                 let rm = raw.loadUnaligned(fromByteOffset: base + 128, as: sockaddr_in.self)
                 // A subflow being torn down reports port 0; it is no longer usable.
-                guard l.sin_family == sa_family_t(AF_INET), l.sin_port != 0, rm.sin_port != 0 else { continue }
-                out.append((SocketAddress(l), SocketAddress(rm)))
+                guard l.sin_family == sa_family_t(AF_INET), l.sin_port != 0, rm.sin_port != 0 else { return nil }
+                return (SocketAddress(l), SocketAddress(rm))
             }
-            return out
         }
     }
 }

@@ -298,33 +298,46 @@ public final class TrafficApp: @unchecked Sendable {
 
     /// Plain TCP is one subflow for its whole life; kernel MPTCP's subflows are
     /// read with MPTCP_SUBFLOW_ADDRS every poll interval and changes logged.
+    /// Either way each subflow's byte counters are polled and logged when they move.
     func startSubflowMonitor(_ socket: KernelSocket) -> ThreadJoin? {
         let c = configuration
-        if c.socket == .kernelTCP || socket.subflowAddresses() == nil {
-            if let l = socket.localAddress, let r = socket.remoteAddress {
-                knownSubflows["\(l)>\(r)"] = 0
-                subflowInfo[0] = (l, r)
-                log.log(.subflowState(SubflowChange(conn: c.conn, subflow: 0, state: .established, path: path(of: l, r),
-                                                    local: l.description, remote: r.description)))
-            }
-            return nil
+        let single = c.socket == .kernelTCP || socket.subflowAddresses() == nil
+        if single, let l = socket.localAddress, let r = socket.remoteAddress {
+            knownSubflows["\(l)>\(r)"] = 0
+            subflowInfo[0] = (l, r)
+            log.log(.subflowState(SubflowChange(conn: c.conn, subflow: 0, state: .established, path: path(of: l, r),
+                                                local: l.description, remote: r.description)))
         }
-        pollSubflows(socket)
+        pollSubflows(socket, single: single)
         return ThreadJoin {
             while true {
                 self.lock.lock(); let done = self.monitorDone; self.lock.unlock()
                 if done { return }
                 usleep(UInt32(max(1000, c.subflowPollInterval.microseconds)))
-                self.pollSubflows(socket)
+                self.pollSubflows(socket, single: single)
             }
         }
     }
 
-    func pollSubflows(_ socket: KernelSocket) {
-        guard let list = socket.subflowAddresses() else { return }
+    private var lastCounters: [Int: (Int64, Int64)] = [:]
+
+    func logProgress(_ id: Int, _ counters: (acked: Int64, received: Int64)) {
+        let last = lastCounters[id] ?? (0, 0)
+        guard counters.acked > last.0 || counters.received > last.1, let (l, r) = subflowInfo[id] else { return }
+        lastCounters[id] = (counters.acked, counters.received)
+        log.log(.subflowProgress(conn: configuration.conn, subflow: id, path: path(of: l, r),
+                                 bytesAcked: counters.acked, bytesReceived: counters.received))
+    }
+
+    func pollSubflows(_ socket: KernelSocket, single: Bool) {
+        if single {
+            if let counters = socket.subflowCounters()?.first { logProgress(0, counters) }
+            return
+        }
+        guard let before = socket.rawSubflowAddresses() else { return }
         let c = configuration
         var live = Set<String>()
-        for (l, r) in list {
+        for case let (l, r)? in before {
             let key = "\(l)>\(r)"
             live.insert(key)
             if knownSubflows[key] == nil {
@@ -340,6 +353,15 @@ public final class TrafficApp: @unchecked Sendable {
             subflowInfo[id] = nil
             log.log(.subflowState(SubflowChange(conn: c.conn, subflow: id, state: .closed, path: path(of: l, r),
                                                 local: l.description, remote: r.description, reason: "gone from MPTCP_SUBFLOW_ADDRS")))
+        }
+        // Counters come from a second call: pair them with addresses only if the list did not change in between.
+        guard let counters = socket.subflowCounters(), let after = socket.rawSubflowAddresses(),
+              counters.count == before.count,
+              after.map({ $0.map { "\($0.local)>\($0.remote)" } }) == before.map({ $0.map { "\($0.local)>\($0.remote)" } })
+        else { return }
+        for (entry, counter) in zip(before, counters) {
+            guard let (l, r) = entry, let id = knownSubflows["\(l)>\(r)"] else { continue }
+            logProgress(id, counter)
         }
     }
 

@@ -61,11 +61,13 @@ struct AnalyzeCommand: ParsableCommand {
         }
         var logs: [EventLogFile] = []
         for url in files {
-            let text: String
-            do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            let data: Data
+            do { data = try Data(contentsOf: url) } catch {
                 throw ValidationError("\(url.path): cannot read: \(error.localizedDescription)")
             }
-            logs.append(EventLogFile.parse(text: text, file: Self.relative(url, to: dir)))
+            // Bytes, not a String: a line with invalid UTF-8 is one bad line, not an unreadable file.
+            let name = Self.relative(url, to: dir)
+            logs.append(data.withUnsafeBytes { EventLogFile.parse(utf8: $0.bindMemory(to: UInt8.self), file: name) })
         }
         let problems = logs.flatMap(\.problems)
         for p in problems.prefix(20) { FileHandle.standardError.write(Data("warning: \(p)\n".utf8)) }

@@ -74,6 +74,7 @@ import Core
         LogEvent(time: .milliseconds(6), source: .node("car"), body: .connectionState(conn: "c1", state: .reset, mptcp: nil, reason: "MP_FASTCLOSE")),
         LogEvent(time: .milliseconds(7), source: .node("car"), body: .subflowState(SubflowChange(conn: "c1", subflow: 1, state: .established, path: "car-rsu1", local: "198.18.1.2:40000", remote: "198.18.0.1:5201"))),
         LogEvent(time: .milliseconds(8), source: .node("car"), body: .subflowState(SubflowChange(conn: "c1", subflow: 1, state: .failed, reason: "timeout"))),
+        LogEvent(time: .milliseconds(9), source: .node("car"), body: .subflowProgress(conn: "c1", subflow: 1, path: "car-rsu1", bytesAcked: 9000, bytesReceived: 12)),
         LogEvent(time: .milliseconds(9), source: .node("car"), body: .joinAttempt(conn: "c1", subflow: 2, path: "car-rsu2", local: "198.18.2.2", remote: nil)),
         LogEvent(time: .milliseconds(10), source: .node("car"), body: .interface(name: "eth1", change: .carrierDown, address: nil)),
         LogEvent(time: .milliseconds(11), source: .node("car"), body: .interface(name: "eth1", change: .addressAdded, address: "198.18.2.2/24")),
@@ -97,7 +98,7 @@ import Core
     @Test func linesHaveAStableShape() {
         let e = Self.everyKind[3]
         #expect(e.jsonLine == #"{"t":3000000,"node":"server","kind":"app.delivered","conn":"c1","seq":7,"size":1024,"sent_at":2000000}"#)
-        #expect(Self.everyKind[13].jsonLine == #"{"t":13000000,"link":"car-rsu1","kind":"coverage","covered":false,"loss":"carrier","rate_bps":54000000}"#)
+        #expect(Self.everyKind[14].jsonLine == #"{"t":13000000,"link":"car-rsu1","kind":"coverage","covered":false,"loss":"carrier","rate_bps":54000000}"#)
     }
 
     @Test(arguments: [

@@ -90,7 +90,8 @@ enum HandMadeRuns {
         #expect(f.conn == "f" && f.receiver == "server" && f.sender == "car" && f.app == "cbr")
         #expect(f.mptcp == true)
         #expect(f.endedCleanly)
-        #expect(f.end == HandMadeRuns.ms(10_000))
+        // An orderly end: the flow ends with its last delivery (message 999 at 9.991 s), not at the FIN.
+        #expect(f.end == HandMadeRuns.ms(9991))
     }
 
     @Test func gapIsTheLongestSilence() throws {
@@ -109,7 +110,7 @@ enum HandMadeRuns {
         #expect(f.deliveredBytes == 1_000_000)
         // 800 kbit/s offered for 10 s, coverage (10 Mbit/s) always present.
         #expect(f.idealBytes == 1_000_000)
-        #expect(f.goodputMean == 800_000)
+        #expect(f.goodputMean == 8_000_000 / 9.991)
         #expect(mbb.metric("delivered_ratio") == .ratio(1))
         #expect(f.messagesSent == 1000 && f.messagesDelivered == 1000 && f.messagesLost == 0)
     }
@@ -158,9 +159,9 @@ enum HandMadeRuns {
         let h = mbb.flows[0].handovers
         #expect(h.map(\.link) == ["a", "b", "a"])
         #expect(h.map(\.covered) == [true, true, false])
-        // a arrives at 0: the steady 10 ms spacing; subflow 0 on a at 50 ms.
+        // a arrives at 0, before the connection (first conn.state at 40 ms): subflow 0 on a at 50 ms.
         #expect(h[0].gap == .milliseconds(10))
-        #expect(h[0].subflowUsableAfter == .milliseconds(50))
+        #expect(h[0].subflowUsableAfter == .milliseconds(10))
         // b arrives at 4 s: its window [4 s, 5 s) touches the silence that starts at 4.991 s.
         #expect(h[1].gap == .milliseconds(310))
         #expect(h[1].subflowUsableAfter == .milliseconds(100))
@@ -243,14 +244,16 @@ enum HandMadeRuns {
         let groups = EventLogFile.groupIntoRuns([
             file("a", run: "r1", stack: "kernel-tcp"), file("b", run: "r2", stack: "kernel-mptcp"),
             file("emu1", run: "r1", stack: nil), file("c", run: "r1", stack: "kernel-tcp"), file("lost", run: "r9", stack: nil),
+            file("d", run: "r3", stack: "kernel-tcp"),
         ])
-        #expect(groups.map { $0.map(\.file) } == [["a", "emu1", "c"], ["b"], ["lost"]])
+        // Two runs of one stack (another seed, say) stay apart.
+        #expect(groups.map { $0.map(\.file) } == [["a", "emu1", "c"], ["b"], ["lost"], ["d"]])
         // A file that could not be read at all contributes nothing.
         #expect(EventLogFile.groupIntoRuns([EventLogFile.parse(text: "garbage", file: "x")]).isEmpty)
     }
 
     @Test func redundancyCountsOnlyUntilTheFlowEnds() {
-        // Two subflows from 1 s; the flow ends (orderly) at 2 s; a third subflow appears at 3 s.
+        // Two subflows from 1 s; last delivery at 1.5 s, orderly end at 2 s; a third subflow appears at 3 s.
         let sf = { (t: Int, id: Int, state: SubflowState) in
             LogEvent(time: HandMadeRuns.ms(t), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: id, state: state)))
         }
@@ -262,8 +265,50 @@ enum HandMadeRuns {
             sf(3000, 2, .established), sf(3500, 2, .closed),
         ]
         let f = RunAnalysis.analyze(events: events).flows[0]
-        #expect(f.end == HandMadeRuns.ms(2000))
-        #expect(f.redundancyTime == .seconds(1))
+        #expect(f.end == HandMadeRuns.ms(1500))
+        #expect(f.redundancyTime == .milliseconds(500))
         #expect(f.maxSubflows == 3)
+    }
+}
+
+@Suite struct JoinLatencyTests {
+    @Test func aPathPresentBeforeTheConnectionIsMeasuredFromItsStart() {
+        let events = [
+            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(1000), source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            LogEvent(time: HandMadeRuns.ms(1200), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: 0, state: .established, path: "a"))),
+            LogEvent(time: HandMadeRuns.ms(1300), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 5)),
+        ]
+        let f = RunAnalysis.analyze(events: events).flows[0]
+        #expect(f.handovers.count == 1)
+        #expect(f.handovers[0].subflowUsableAfter == .milliseconds(200))
+        // With the connection's start logged, it counts from there.
+        let connecting = LogEvent(time: HandMadeRuns.ms(1150), source: .node("c"), body: .connectionState(conn: "c", state: .connecting, mptcp: nil, reason: nil))
+        let g = RunAnalysis.analyze(events: Array(events[0...1]) + [connecting] + Array(events[2...])).flows[0]
+        #expect(g.handovers[0].subflowUsableAfter == .milliseconds(50))
+    }
+
+    @Test func aSubflowKeptThroughAnOutageIsUsableWhenItMovesBytesAgain() {
+        // Link a covered 0–1 s and from 2 s; the subflow on a stays established throughout.
+        func progress(_ t: Int, _ acked: Int64) -> LogEvent {
+            LogEvent(time: HandMadeRuns.ms(t), source: .node("car"),
+                     body: .subflowProgress(conn: "c", subflow: 0, path: "a", bytesAcked: acked, bytesReceived: 0))
+        }
+        var events = [
+            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: .zero, source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            LogEvent(time: HandMadeRuns.ms(100), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: 0, state: .established, path: "a"))),
+            LogEvent(time: HandMadeRuns.ms(500), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 5)),
+            LogEvent(time: HandMadeRuns.ms(1000), source: .link("a"), body: .coverage(covered: false, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(2000), source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(2400), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 10)),
+        ]
+        let without = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        #expect(without.subflowPersisted && without.subflowUsableAfter == .zero)
+        // Progress at 0.5 s, a repeat of the same counters at 2.1 s (no advance), an advance at 2.3 s.
+        events += [progress(500, 100), progress(2100, 100), progress(2300, 200)]
+        events.sort { $0.time < $1.time }
+        let with = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        #expect(with.subflowPersisted && with.subflowUsableAfter == .milliseconds(300))
     }
 }

@@ -133,4 +133,36 @@ struct NodeAppsRootTests {
             #expect(parsed.events.last?.body == .appStop(conn: "flow0", reason: "stopped before a connection"))
         }
     }
+
+    @Test func sigtermEndsACBRSenderWithAnOrderlyClose() throws {
+        try withNamespace { ns, address, dir in
+            let epoch = String(RunClock.monotonicNanoseconds())
+            let common = ["--socket", "kernel-mptcp", "--conn", "cbr1", "--epoch", epoch]
+            let sink = try node(ns, ["--app", "sink", "--listen", "\(address):6003", "--node", "server",
+                                     "--log", dir.appendingPathComponent("server.jsonl").path] + common)
+            defer { if sink.isRunning { kill(sink.processIdentifier, SIGKILL) } }
+            try waitListening(ns, port: 6003)
+            // No --duration: it sends until told to stop.
+            let cbr = try node(ns, ["--app", "cbr", "--rate", "500", "--size", "100", "--connect", "\(address):6003",
+                                    "--node", "car", "--log", dir.appendingPathComponent("car.jsonl").path] + common)
+            defer { if cbr.isRunning { kill(cbr.processIdentifier, SIGKILL) } }
+            usleep(500_000)
+            kill(cbr.processIdentifier, SIGTERM)
+            cbr.waitUntilExit()
+            sink.waitUntilExit()
+            #expect(cbr.terminationStatus == 0 && sink.terminationStatus == 0)
+            var logs: [EventLogFile] = []
+            for name in ["car.jsonl", "server.jsonl"] {
+                logs.append(EventLogFile.parse(text: try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8), file: name))
+            }
+            #expect(logs.allSatisfy { $0.problems.isEmpty })
+            #expect(logs[0].events.last?.body == .appStop(conn: "cbr1", reason: "signal"))
+            #expect(logs[0].events.contains { $0.body == .connectionState(conn: "cbr1", state: .closed, mptcp: nil, reason: nil) })
+            let f = try #require(RunAnalysis.analyze(logs: logs).flows.first)
+            // The sink read to the end of the stream (DATA_FIN) and got every message sent.
+            #expect(f.endedCleanly)
+            #expect((f.messagesSent ?? 0) > 100)
+            #expect(f.messagesLost == 0)
+        }
+    }
 }
