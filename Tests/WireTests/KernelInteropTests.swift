@@ -35,14 +35,35 @@ struct KernelInteropTests {
         for frame in frames { #expect(frame.error == nil, "frame \(frame.index): \(String(describing: frame.error))") }
 
         // (a) Every MPTCP option field of every packet, against tshark.
+        let agreement = try TsharkAgreement(capture: capture, frames: frames)
+        print("kernel interop: \(agreement.summary)")
+        #expect(agreement.mptcpOptions > 0)
+
+        // (b) Crypto recomputed from what the capture shows.
+        let check = try CaptureCryptoCheck(frames: frames)
+        print("kernel interop: \(check.tokensChecked) MP_JOIN tokens, \(check.idsnsChecked) IDSNs, \(check.joinHMACsChecked) MP_JOIN HMACs, \(check.addAddressHMACsChecked) ADD_ADDR HMACs, \(check.dssChecksumsChecked) DSS checksums recomputed; \(check.failures.count) failures")
+        for failure in check.failures { Issue.record(Comment(rawValue: failure)) }
+        #expect(check.tokensChecked >= 1, "no MP_JOIN SYN in the capture: the second subflow did not join")
+        #expect(check.joinHMACsChecked >= 2)
+        #expect(check.idsnsChecked >= 2)
+    }
+}
+
+/// Wayside's reading of a capture compared with tshark's, field by field:
+/// every MPTCP option field, the TCP header fields and the plain options.
+/// Disagreements are recorded as test issues.
+struct TsharkAgreement {
+    var packets = 0, mptcpOptions = 0, optionValues = 0, headerValues = 0, mismatches = 0, checksumsTsharkOmits = 0
+
+    init(capture: String, frames: [DecodedFrame]) throws {
+        packets = frames.count
         let tshark = try TsharkFields.read(capture)
-        #expect(tshark.count == frames.count, "tshark saw \(tshark.count) packets, Wayside \(frames.count)")
-        var optionsCompared = 0, valuesCompared = 0, mismatches = 0, checksumsTsharkOmits = 0
+        if tshark.count != frames.count { mismatches += 1; Issue.record("tshark saw \(tshark.count) packets, Wayside \(frames.count)") }
         for frame in frames {
             let options: [MPTCPOption] = frame.packet?.tcp?.options.compactMap { option -> MPTCPOption? in
                 if case let .mptcp(o) = option { return o } else { return nil }
             } ?? []
-            optionsCompared += options.count
+            mptcpOptions += options.count
             let ours = TsharkFields.expected(options)
             let theirs = tshark[frame.index] ?? [:]
             for field in TsharkFields.names {
@@ -56,7 +77,7 @@ struct KernelInteropTests {
                     checksumsTsharkOmits += a.count
                     continue
                 }
-                valuesCompared += max(a.count, b.count)
+                optionValues += max(a.count, b.count)
                 if a != b {
                     mismatches += 1
                     Issue.record("frame \(frame.index) \(field): Wayside \(a), tshark \(b)")
@@ -65,27 +86,19 @@ struct KernelInteropTests {
         }
         // The TCP headers and plain options too.
         let tsharkHeaders = try TsharkFields.read(capture, fields: TsharkFields.headerNames)
-        var headerValuesCompared = 0
         for frame in frames {
             guard let packet = frame.packet else { continue }
             let ours = TsharkFields.expectedHeader(packet), theirs = tsharkHeaders[frame.index] ?? [:]
             for field in TsharkFields.headerNames {
                 let a = ours[field] ?? [], b = theirs[field] ?? []
-                headerValuesCompared += max(a.count, b.count)
+                headerValues += max(a.count, b.count)
                 if a != b { mismatches += 1; Issue.record("frame \(frame.index) \(field): Wayside \(a), tshark \(b)") }
             }
         }
-        print("kernel interop: \(headerValuesCompared) TCP header and option values compared with tshark")
-        print("kernel interop: \(frames.count) packets, \(optionsCompared) MPTCP options, \(valuesCompared) option field values compared with tshark, \(mismatches) mismatches (\(checksumsTsharkOmits) DSS checksums on join subflows that tshark does not show)")
-        #expect(optionsCompared > 0)
+    }
 
-        // (b) Crypto recomputed from what the capture shows.
-        let check = try CaptureCryptoCheck(frames: frames)
-        print("kernel interop: \(check.tokensChecked) MP_JOIN tokens, \(check.idsnsChecked) IDSNs, \(check.joinHMACsChecked) MP_JOIN HMACs, \(check.addAddressHMACsChecked) ADD_ADDR HMACs, \(check.dssChecksumsChecked) DSS checksums recomputed; \(check.failures.count) failures")
-        for failure in check.failures { Issue.record(Comment(rawValue: failure)) }
-        #expect(check.tokensChecked >= 1, "no MP_JOIN SYN in the capture: the second subflow did not join")
-        #expect(check.joinHMACsChecked >= 2)
-        #expect(check.idsnsChecked >= 2)
+    var summary: String {
+        "\(packets) packets, \(mptcpOptions) MPTCP options, \(optionValues) MPTCP option field values and \(headerValues) TCP header/option values compared with tshark, \(mismatches) mismatches (\(checksumsTsharkOmits) DSS checksums on join subflows that tshark does not show)"
     }
 }
 

@@ -59,4 +59,15 @@ struct SampleCaptureTests {
         }
         #expect(parsed > 0 && rejected > 0)
     }
+
+    /// Reading a file needs no root: tshark and Wayside agree on the sample too.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark")))
+    func agreesWithTshark() throws {
+        let (header, records) = try PcapReader.records(Array(try Data(contentsOf: URL(fileURLWithPath: Self.path))))
+        let frames = records.enumerated().map { DecodedFrame.decode($1, index: $0 + 1, linkType: header.linkType) }
+        let agreement = try TsharkAgreement(capture: Self.path, frames: frames)
+        print("sample capture: \(agreement.summary)")
+        #expect(agreement.mismatches == 0)
+        #expect(agreement.mptcpOptions == 77)
+    }
 }
