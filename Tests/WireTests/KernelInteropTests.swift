@@ -35,14 +35,35 @@ struct KernelInteropTests {
         for frame in frames { #expect(frame.error == nil, "frame \(frame.index): \(String(describing: frame.error))") }
 
         // (a) Every MPTCP option field of every packet, against tshark.
+        let agreement = try TsharkAgreement(capture: capture, frames: frames)
+        print("kernel interop: \(agreement.summary)")
+        #expect(agreement.mptcpOptions > 0)
+
+        // (b) Crypto recomputed from what the capture shows.
+        let check = try CaptureCryptoCheck(frames: frames)
+        print("kernel interop: \(check.tokensChecked) MP_JOIN tokens, \(check.idsnsChecked) IDSNs, \(check.joinHMACsChecked) MP_JOIN HMACs, \(check.addAddressHMACsChecked) ADD_ADDR HMACs, \(check.dssChecksumsChecked) DSS checksums recomputed; \(check.failures.count) failures")
+        for failure in check.failures { Issue.record(Comment(rawValue: failure)) }
+        #expect(check.tokensChecked >= 1, "no MP_JOIN SYN in the capture: the second subflow did not join")
+        #expect(check.joinHMACsChecked >= 2)
+        #expect(check.idsnsChecked >= 2)
+    }
+}
+
+/// Wayside's reading of a capture compared with tshark's, field by field:
+/// every MPTCP option field, the TCP header fields and the plain options.
+/// Disagreements are recorded as test issues.
+struct TsharkAgreement {
+    var packets = 0, mptcpOptions = 0, optionValues = 0, headerValues = 0, mismatches = 0, checksumsTsharkOmits = 0
+
+    init(capture: String, frames: [DecodedFrame]) throws {
+        packets = frames.count
         let tshark = try TsharkFields.read(capture)
-        #expect(tshark.count == frames.count, "tshark saw \(tshark.count) packets, Wayside \(frames.count)")
-        var optionsCompared = 0, valuesCompared = 0, mismatches = 0, checksumsTsharkOmits = 0
+        if tshark.count != frames.count { mismatches += 1; Issue.record("tshark saw \(tshark.count) packets, Wayside \(frames.count)") }
         for frame in frames {
             let options: [MPTCPOption] = frame.packet?.tcp?.options.compactMap { option -> MPTCPOption? in
                 if case let .mptcp(o) = option { return o } else { return nil }
             } ?? []
-            optionsCompared += options.count
+            mptcpOptions += options.count
             let ours = TsharkFields.expected(options)
             let theirs = tshark[frame.index] ?? [:]
             for field in TsharkFields.names {
@@ -56,23 +77,28 @@ struct KernelInteropTests {
                     checksumsTsharkOmits += a.count
                     continue
                 }
-                valuesCompared += max(a.count, b.count)
+                optionValues += max(a.count, b.count)
                 if a != b {
                     mismatches += 1
                     Issue.record("frame \(frame.index) \(field): Wayside \(a), tshark \(b)")
                 }
             }
         }
-        print("kernel interop: \(frames.count) packets, \(optionsCompared) MPTCP options, \(valuesCompared) option field values compared with tshark, \(mismatches) mismatches (\(checksumsTsharkOmits) DSS checksums on join subflows that tshark does not show)")
-        #expect(optionsCompared > 0)
+        // The TCP headers and plain options too.
+        let tsharkHeaders = try TsharkFields.read(capture, fields: TsharkFields.headerNames)
+        for frame in frames {
+            guard let packet = frame.packet else { continue }
+            let ours = TsharkFields.expectedHeader(packet), theirs = tsharkHeaders[frame.index] ?? [:]
+            for field in TsharkFields.headerNames {
+                let a = ours[field] ?? [], b = theirs[field] ?? []
+                headerValues += max(a.count, b.count)
+                if a != b { mismatches += 1; Issue.record("frame \(frame.index) \(field): Wayside \(a), tshark \(b)") }
+            }
+        }
+    }
 
-        // (b) Crypto recomputed from what the capture shows.
-        let check = try CaptureCryptoCheck(frames: frames)
-        print("kernel interop: \(check.tokensChecked) MP_JOIN tokens, \(check.idsnsChecked) IDSNs, \(check.joinHMACsChecked) MP_JOIN HMACs, \(check.addAddressHMACsChecked) ADD_ADDR HMACs, \(check.dssChecksumsChecked) DSS checksums recomputed; \(check.failures.count) failures")
-        for failure in check.failures { Issue.record(Comment(rawValue: failure)) }
-        #expect(check.tokensChecked >= 1, "no MP_JOIN SYN in the capture: the second subflow did not join")
-        #expect(check.joinHMACsChecked >= 2)
-        #expect(check.idsnsChecked >= 2)
+    var summary: String {
+        "\(packets) packets, \(mptcpOptions) MPTCP options, \(optionValues) MPTCP option field values and \(headerValues) TCP header/option values compared with tshark, \(mismatches) mismatches (\(checksumsTsharkOmits) DSS checksums on join subflows that tshark does not show)"
     }
 }
 
@@ -88,11 +114,42 @@ enum TsharkFields {
         "tcp.options.mptcp.addaddrtrunchmac", "tcp.options.mptcp.backup.flag", "tcp.options.mptcp.datafin.flag",
         "tcp.options.mptcp.dataackpresent.flag", "tcp.options.mptcp.dataack8.flag", "tcp.options.mptcp.dseqnpresent.flag",
         "tcp.options.mptcp.dseqn8.flag", "tcp.options.mptcp.checksumreq.flags", "tcp.options.mptcp.sha256.flag",
-        "tcp.options.mptcp.flag_T.flag", "tcp.options.mptcp.rst_reason",
+        "tcp.options.mptcp.flag_T.flag", "tcp.options.mptcp.rst_reason", "tcp.options.mptcp.flags",
+        "tcp.options.mptcp.extensibility.flag", "tcp.options.mptcp.nomoresubflows.flag",
     ]
 
+    /// TCP header fields and plain options, compared as well so that a
+    /// mis-read header cannot hide behind agreeing options.
+    static let headerNames = [
+        "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", "tcp.window_size_value", "tcp.len",
+        "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr",
+        "tcp.options.sack_perm",
+    ]
+
+    static func expectedHeader(_ packet: IPPacket) -> [String: [String]] {
+        guard let tcp = packet.tcp else { return [:] }
+        var f: [String: [String]] = [
+            "tcp.srcport": [String(tcp.sourcePort)], "tcp.dstport": [String(tcp.destinationPort)],
+            "tcp.flags": [hex4(UInt16(tcp.flags.rawValue))], "tcp.seq_raw": [String(tcp.sequenceNumber.rawValue)],
+            "tcp.ack_raw": [String(tcp.acknowledgmentNumber.rawValue)], "tcp.window_size_value": [String(tcp.window)],
+            "tcp.len": [String(packet.transportLength - packet.tcpHeaderLength)],
+        ]
+        for option in tcp.options {
+            switch option {
+            case let .maximumSegmentSize(v): f["tcp.options.mss_val", default: []].append(String(v))
+            case let .windowScale(v): f["tcp.options.wscale.shift", default: []].append(String(v))
+            case let .timestamps(v, e):
+                f["tcp.options.timestamp.tsval", default: []].append(String(v))
+                f["tcp.options.timestamp.tsecr", default: []].append(String(e))
+            case .sackPermitted: f["tcp.options.sack_perm", default: []].append("0402")
+            default: break
+            }
+        }
+        return f
+    }
+
     /// frame number → field → values in order of occurrence.
-    static func read(_ capture: String) throws -> [Int: [String: [String]]] {
+    static func read(_ capture: String, fields names: [String] = names) throws -> [Int: [String: [String]]] {
         var args = ["-r", capture, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "frame.number"]
         for n in names { args += ["-e", n] }
         let output = try Shell.run("/usr/bin/tshark", args)
@@ -121,6 +178,9 @@ enum TsharkFields {
             switch option {
             case let .capable(o):
                 add("version", String(o.version))
+                add("flags", hex2(o.flags))
+                add("extensibility.flag", bit(o.flags & MPCapable.Flag.extensibility != 0))
+                add("nomoresubflows.flag", bit(o.noMoreSubflows))
                 add("checksumreq.flags", bit(o.checksumRequired))
                 add("sha256.flag", bit(o.usesHMACSHA256))
                 if let k = o.senderKey { add("sendkey", String(k)) }
@@ -128,12 +188,16 @@ enum TsharkFields {
                 if let l = o.dataLevelLength { add("datalvllen", String(l)) }
                 if let c = o.checksum { add("checksum", hex4(c)) }
             case let .join(.syn(backup, id, token, nonce)):
+                // tshark shows the whole third byte (subtype and B) as the flags.
+                add("flags", hex2(0x10 | (backup ? 1 : 0)))
                 add("backup.flag", bit(backup)); add("addrid", String(id)); add("recvtok", String(token)); add("sendrand", String(nonce))
             case let .join(.synAck(backup, id, hmac, nonce)):
+                add("flags", hex2(0x10 | (backup ? 1 : 0)))
                 add("backup.flag", bit(backup)); add("addrid", String(id)); add("sendtrunchmac", String(hmac)); add("sendrand", String(nonce))
             case let .join(.ack(hmac)):
                 add("sendhmac", hexString(hmac))
             case let .dss(o):
+                add("flags", hex2(o.flags))
                 add("datafin.flag", bit(o.dataFIN))
                 add("dseqn8.flag", bit(o.mapping?.isEightBytes ?? false))
                 add("dseqnpresent.flag", bit(o.mapping != nil))
