@@ -105,31 +105,33 @@ public final class TestbedNetwork {
         timings.namespaces = lap()
 
         // Veth pairs are made from the host namespace with both ends placed by
-        // descriptor; the kernel serialises these under its rtnl lock, but the
-        // message building and round trips overlap.
+        // descriptor, by the worker that owns the second end's namespace, which
+        // brings that end up at once. Bringing ends up one by one, rather than
+        // all at the end, matters: the kernel's linkwatch handles at most 100
+        // carrier changes per pass and defers the rest by up to a second, so a
+        // burst of hundreds of them makes "UP" take seconds.
         let veths = plan.veths
         try parallel { k in
             let host = try RouteSocket()
-            for (i, veth) in veths.enumerated() where i % workers.count == k {
+            for veth in veths where owner[veth.second.namespace] == k {
                 try check()
                 try host.createVeth(VethEnd(name: veth.first.name, namespaceFD: self.namespaces[veth.first.namespace]!.fd, index: veth.first.index, up: true),
                                     VethEnd(name: veth.second.name, namespaceFD: self.namespaces[veth.second.namespace]!.fd, index: veth.second.index, up: true))
+                try sockets[veth.second.namespace]!.setLink(index: veth.second.index, name: veth.second.name, up: true)
             }
         }
         timings.links = lap()
 
-        // Per namespace, by its owner: the second ends up, addresses, routes, rules.
-        var work: [String: (up: [PlannedInterface], addresses: [PlannedInterface], routes: [PlannedRoute], rules: [PlannedRule])] = [:]
-        for v in veths { work[v.second.namespace, default: ([], [], [], [])].up.append(v.second) }
-        for l in plan.links { for e in [l.a, l.b] { work[e.namespace, default: ([], [], [], [])].addresses.append(e) } }
-        for r in plan.routes { work[r.namespace, default: ([], [], [], [])].routes.append(r) }
-        for r in plan.rules { work[r.namespace, default: ([], [], [], [])].rules.append(r) }
+        // Per namespace, by its owner: addresses, routes, rules.
+        var work: [String: (addresses: [PlannedInterface], routes: [PlannedRoute], rules: [PlannedRule])] = [:]
+        for l in plan.links { for e in [l.a, l.b] { work[e.namespace, default: ([], [], [])].addresses.append(e) } }
+        for r in plan.routes { work[r.namespace, default: ([], [], [])].routes.append(r) }
+        for r in plan.rules { work[r.namespace, default: ([], [], [])].rules.append(r) }
         try parallel { k in
             for name in names where owner[name] == k {
                 guard let w = work[name] else { continue }
                 let socket = sockets[name]!
                 try check()
-                for i in w.up { try socket.setLink(index: i.index, name: i.name, up: true) }
                 for i in w.addresses { try socket.addAddress(i.address!, interfaceIndex: i.index, interfaceName: i.name) }
                 for r in w.routes { try socket.addRoute(r.route) }
                 for r in w.rules { try socket.addRule(from: r.source, table: r.table, priority: r.priority) }
