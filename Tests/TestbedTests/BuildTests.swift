@@ -65,6 +65,7 @@ func outgoingInterface(in namespace: String, from source: InetAddress, to destin
     p.arguments = ["-n", namespace, "-o", "route", "get", destination.description, "from", source.description]
     let pipe = Pipe()
     p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
     try p.run()
     p.waitUntilExit()
     let words = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
@@ -149,6 +150,28 @@ struct BuildTests {
         try testbed.teardown()
         tornDown = true
         #expect(try Leftovers.snapshot(runID) == before)
+    }
+
+    /// BASELINES.md's gotcha: `link set down` deletes the routes through the
+    /// interface; without `unreachable default` in its table, that address's
+    /// traffic would leak out of the other interface.
+    @Test func aDownInterfacesAddressDoesNotLeakOutOfTheOtherOne() throws {
+        let plan = try TestbedPlan(topology: Topology.load(contentsOf: shippedTopology("highway-2rsu")), runID: uniqueRunID(), emulation: EmulationMode.none)
+        let testbed = try TestbedNetwork.build(plan, registry: registry)
+        defer { try? testbed.teardown() }
+        let car = try #require(plan.node(named: "car"))
+        let server = try #require(plan.node(named: "server"))
+        let serverAddress = server.interfaces[0].address!.address
+        let fd = try listen(in: server.namespace, port: 5004)
+        defer { close(fd) }
+        let (first, second) = (car.interfaces[0], car.interfaces[1])
+        #expect(try tcpConnects(in: car.namespace, from: first.address!.address, to: serverAddress, port: 5004))
+
+        try NetworkNamespace.open(named: car.namespace).routeSocket().setLink(named: first.name, up: false)
+        #expect(try outgoingInterface(in: car.namespace, from: first.address!.address, to: serverAddress) == nil)
+        #expect(try !tcpConnects(in: car.namespace, from: first.address!.address, to: serverAddress, port: 5004))
+        #expect(try outgoingInterface(in: car.namespace, from: second.address!.address, to: serverAddress) == second.name)
+        #expect(try tcpConnects(in: car.namespace, from: second.address!.address, to: serverAddress, port: 5004))
     }
 
     @Test func eightParallelBuildsOfOneTopologyDoNotCollide() throws {
