@@ -37,8 +37,12 @@ public final class NamespaceThread: @unchecked Sendable {
         ready.wait()
     }
 
-    /// One shared thread is enough for a process: switches are microseconds.
+    /// The thread for occasional switches (opening a socket in a namespace).
     public static let shared = NamespaceThread()
+
+    /// One thread per processor, for work spread over many namespaces at once
+    /// (creating a topology's namespaces is kernel work that runs in parallel).
+    public static let pool: [NamespaceThread] = (0..<max(2, min(8, ProcessInfo.processInfo.activeProcessorCount))).map { _ in NamespaceThread() }
 
     /// Runs `body` on the namespace thread and waits for it.
     public func run<T>(_ body: @escaping () throws -> T) throws -> T {
@@ -100,7 +104,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     /// Creates the namespace `name`; fails with EEXIST if it exists.
     public static func create(named name: String, thread: NamespaceThread = .shared) throws -> NetworkNamespace {
-        try prepareDirectory()
+        try directoryPrepared.get()
         let path = path(name)
         let file = Glibc.open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
         guard file >= 0 else { throw NetlinkError.system("create namespace file", path) }
@@ -141,6 +145,9 @@ public final class NetworkNamespace: @unchecked Sendable {
     public static func list() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: directory))?.sorted() ?? []
     }
+
+    /// Prepared once per process: mount calls are slow and the state persists.
+    static let directoryPrepared = Result { try prepareDirectory() }
 
     /// /run/netns as a shared mount point, as iproute2 does, so that a
     /// namespace's bind mount propagates to other mount namespaces and its

@@ -11,6 +11,17 @@ public final class BuildCancellation: @unchecked Sendable {
     public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
 }
 
+/// What the build's workers share: the first error, and what they created.
+final class SharedBuildState: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    private(set) var namespaces: [String: NetworkNamespace] = [:]
+    private(set) var sockets: [String: RouteSocket] = [:]
+    func fail(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+    func add(_ ns: NetworkNamespace) { lock.lock(); namespaces[ns.name] = ns; lock.unlock() }
+    func add(_ socket: RouteSocket, for name: String) { lock.lock(); sockets[name] = socket; lock.unlock() }
+}
+
 /// How long each phase of a build took, for the benchmark.
 public struct BuildTimings: Sendable {
     public var namespaces: Duration = .zero
@@ -61,56 +72,90 @@ public final class TestbedNetwork {
         var start = clock.now
         func lap() -> Duration { let now = clock.now; defer { start = now }; return now - start }
 
-        var sockets: [String: RouteSocket] = [:]
-        for name in plan.namespaces {
-            try check(cancellation)
-            let ns = try NetworkNamespace.create(named: name)
-            namespaces[name] = ns
-            try ns.writeSysctls(plan.sysctls[name] ?? [])
-            let socket = try ns.routeSocket()
-            sockets[name] = socket
-            try socket.setLink(index: 1, name: "lo", up: true)
+        // Work is split over the namespace thread pool: worker k owns the
+        // namespaces at positions k, k+W, …, and only it touches their sockets.
+        let workers = NamespaceThread.pool
+        let names = plan.namespaces
+        let owner = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset % workers.count) })
+        let shared = SharedBuildState()
+        func parallel(_ body: @escaping (Int) throws -> Void) throws {
+            DispatchQueue.concurrentPerform(iterations: workers.count) { k in
+                do { try body(k) } catch { shared.fail(error) }
+            }
+            if let error = shared.error { throw error }
         }
+        func check() throws {
+            if shared.error != nil { throw TestbedError.interrupted }
+            try self.check(cancellation)
+        }
+
+        try parallel { k in
+            for name in names where owner[name] == k {
+                try check()
+                let ns = try NetworkNamespace.create(named: name, thread: workers[k])
+                shared.add(ns)
+                try ns.writeSysctls(self.plan.sysctls[name] ?? [], thread: workers[k])
+                let socket = try ns.routeSocket(thread: workers[k])
+                shared.add(socket, for: name)
+                try socket.setLink(index: 1, name: "lo", up: true)
+            }
+        }
+        namespaces = shared.namespaces
+        let sockets = shared.sockets
         timings.namespaces = lap()
 
-        let host = try RouteSocket()
-        for veth in plan.veths {
-            try check(cancellation)
-            try host.createVeth(VethEnd(name: veth.first.name, namespaceFD: namespaces[veth.first.namespace]!.fd, index: veth.first.index, up: true),
-                                VethEnd(name: veth.second.name, namespaceFD: namespaces[veth.second.namespace]!.fd, index: veth.second.index, up: true))
-            try sockets[veth.second.namespace]!.setLink(index: veth.second.index, name: veth.second.name, up: true)
+        // Veth pairs are made from the host namespace with both ends placed by
+        // descriptor, by the worker that owns the second end's namespace, which
+        // brings that end up at once. Bringing ends up one by one, rather than
+        // all at the end, matters: the kernel's linkwatch handles at most 100
+        // carrier changes per pass and defers the rest by up to a second, so a
+        // burst of hundreds of them makes "UP" take seconds.
+        let veths = plan.veths
+        try parallel { k in
+            let host = try RouteSocket()
+            for veth in veths where owner[veth.second.namespace] == k {
+                try check()
+                try host.createVeth(VethEnd(name: veth.first.name, namespaceFD: self.namespaces[veth.first.namespace]!.fd, index: veth.first.index, up: true),
+                                    VethEnd(name: veth.second.name, namespaceFD: self.namespaces[veth.second.namespace]!.fd, index: veth.second.index, up: true))
+                try sockets[veth.second.namespace]!.setLink(index: veth.second.index, name: veth.second.name, up: true)
+            }
         }
         timings.links = lap()
 
-        for link in plan.links {
-            try check(cancellation)
-            for end in [link.a, link.b] {
-                try sockets[end.namespace]!.addAddress(end.address!, interfaceIndex: end.index, interfaceName: end.name)
+        // Per namespace, by its owner: addresses, routes, rules.
+        var work: [String: (addresses: [PlannedInterface], routes: [PlannedRoute], rules: [PlannedRule])] = [:]
+        for l in plan.links { for e in [l.a, l.b] { work[e.namespace, default: ([], [], [])].addresses.append(e) } }
+        for r in plan.routes { work[r.namespace, default: ([], [], [])].routes.append(r) }
+        for r in plan.rules { work[r.namespace, default: ([], [], [])].rules.append(r) }
+        try parallel { k in
+            for name in names where owner[name] == k {
+                guard let w = work[name] else { continue }
+                let socket = sockets[name]!
+                try check()
+                for i in w.addresses { try socket.addAddress(i.address!, interfaceIndex: i.index, interfaceName: i.name) }
+                for r in w.routes { try socket.addRoute(r.route) }
+                for r in w.rules { try socket.addRule(from: r.source, table: r.table, priority: r.priority) }
             }
-        }
-        for route in plan.routes {
-            try check(cancellation)
-            try sockets[route.namespace]!.addRoute(route.route)
-        }
-        for rule in plan.rules {
-            try sockets[rule.namespace]!.addRule(from: rule.source, table: rule.table, priority: rule.priority)
         }
         timings.addressesAndRoutes = lap()
 
         // Wait until every node interface reports UP with carrier: sending
         // before that loses the first packets.
         let deadline = clock.now + upTimeout
-        for node in plan.nodes where !node.interfaces.isEmpty {
-            let socket = sockets[node.namespace]!
-            let wanted = Set(node.interfaces.map(\.name))
-            while true {
-                try check(cancellation)
-                let running = Set(try socket.links().filter(\.isRunning).map(\.name))
-                if wanted.isSubset(of: running) { break }
-                if clock.now > deadline {
-                    throw TestbedError.timeout("interfaces \(wanted.subtracting(running).sorted().joined(separator: ", ")) of '\(node.name)' did not come up")
+        let nodes = plan.nodes
+        try parallel { k in
+            for node in nodes where owner[node.namespace] == k && !node.interfaces.isEmpty {
+                let socket = sockets[node.namespace]!
+                let wanted = Set(node.interfaces.map(\.name))
+                while true {
+                    try check()
+                    let running = Set(try socket.links().filter(\.isRunning).map(\.name))
+                    if wanted.isSubset(of: running) { break }
+                    if clock.now > deadline {
+                        throw TestbedError.timeout("interfaces \(wanted.subtracting(running).sorted().joined(separator: ", ")) of '\(node.name)' did not come up")
+                    }
+                    usleep(200)
                 }
-                usleep(200)
             }
         }
         timings.waitForUp = lap()

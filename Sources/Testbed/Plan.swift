@@ -33,7 +33,7 @@ public struct PlannedInterface: Hashable, Sendable {
     public var node: String?
     public var namespace: String
     public var name: String
-    /// Chosen by the plan; indices are per namespace and the namespaces are new.
+    /// Chosen by the plan (the namespaces are new); unique over the whole run.
     public var index: Int32
     public var address: InetPrefix?
 }
@@ -166,11 +166,15 @@ extension TestbedPlan {
             throw PlanError(message: "198.18.0.0/15 has no room left for another /30: too many links")
         }
 
-        var nextIndex: [String: Int32] = [:]
+        // Indices are per namespace, but one counter runs over the whole run so
+        // that the two ends of a veth never share a number: the kernel treats a
+        // carrier change as urgent only on a device whose index differs from
+        // its peer's (`linkwatch_urgent_event`); otherwise the change waits for
+        // linkwatch's once-a-second batch and "up" takes up to a second.
+        var nextIndex = Self.firstInterfaceIndex
         func index(in namespace: String) -> Int32 {
-            let i = nextIndex[namespace, default: Self.firstInterfaceIndex]
-            nextIndex[namespace] = i + 1
-            return i
+            defer { nextIndex += 1 }
+            return nextIndex
         }
         // Default interface names per node: eth0, eth1, … skipping names the file gives.
         var usedNames: [String: Set<String>] = [:]

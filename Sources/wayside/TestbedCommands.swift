@@ -41,6 +41,8 @@ struct TopologyOptions: ParsableArguments {
     }
 }
 
+func milliseconds(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+
 func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data(("wayside: " + message + "\n").utf8))
     return ExitCode.failure
@@ -93,7 +95,7 @@ struct UpCommand: ParsableCommand {
             throw fail("\(error)")
         }
         let t = testbed.timings
-        print("run \(plan.runID) is up: \(plan.nodes.count) nodes, \(plan.links.count) links in \(plan.namespaces.count) namespaces (\(t.total))")
+        print("run \(plan.runID) is up: \(plan.nodes.count) nodes, \(plan.links.count) links in \(plan.namespaces.count) namespaces (\(milliseconds(t.total)) ms)")
         for n in plan.nodes { print("  \(n.name)\t\(n.namespace)\t\(n.interfaces.map { "\($0.name) \($0.address!)" }.joined(separator: ", "))") }
         if let e = plan.emulatorNamespace { print("  emulator\t\(e)") }
         print("'wayside exec --run \(plan.runID) NODE -- CMD' runs a command on a node; 'wayside down --run \(plan.runID)' removes the run.")

@@ -95,6 +95,21 @@ struct PlanTests {
         #expect(p.teardownScript().contains("ip netns del ws-t1--emu"))
     }
 
+    @Test func addressSpaceRunsOutWithAClearError() throws {
+        // Explicit subnets cover all of 198.18.0.0/15 but one /30; two more links need addresses.
+        let t = Topology(name: "full", nodes: [TopologyNode(name: "a", role: .router), TopologyNode(name: "b", role: .router)], links: [
+            TopologyLink(name: "x", kind: .wired, a: LinkEnd(node: "a", address: InetPrefix("198.18.0.1/16")), b: LinkEnd(node: "b", address: InetPrefix("198.18.0.2/16"))),
+            TopologyLink(name: "y", kind: .wired, a: LinkEnd(node: "a", address: InetPrefix("198.19.0.1/17")), b: LinkEnd(node: "b", address: InetPrefix("198.19.0.2/17"))),
+            TopologyLink(name: "z", kind: .wired, a: LinkEnd(node: "a", address: InetPrefix("198.19.128.1/18")), b: LinkEnd(node: "b", address: InetPrefix("198.19.128.2/18"))),
+            TopologyLink(name: "auto1", kind: .wired, a: LinkEnd(node: "a"), b: LinkEnd(node: "b")),
+        ])
+        let p = try TestbedPlan(topology: t, runID: RunID("f")!)
+        #expect(p.link(named: "auto1")?.a.address?.description == "198.19.192.1/30")
+        var full = t
+        for k in 0..<(16384 + 1) { full.links.append(TopologyLink(name: "l\(k)", kind: .wired, a: LinkEnd(node: "a"), b: LinkEnd(node: "b"))) }
+        #expect(throws: PlanError.self) { _ = try TestbedPlan(topology: full, runID: RunID("f")!) }
+    }
+
     @Test func runIDs() {
         #expect(RunID("abc123") != nil)
         #expect(RunID("ABC") == nil)
