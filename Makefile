@@ -19,6 +19,7 @@ test: test-deps
 
 bench: test-deps build
 	$(BIN) bench
+	$(BIN) bench-links
 
 build:
 	$(SWIFT) build -c $(CONFIG)

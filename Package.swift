@@ -47,6 +47,7 @@ let package = Package(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "LinkModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -81,14 +81,14 @@ public struct Network {
 
     struct Node {
         var name: String
+        /// Routers forward; hosts (with `host` set) receive and never forward.
+        var isRouter: Bool
         var host: (any SimulatedHost)?
         var interfaces: [Interface] = []
         /// Computed routes: destination address -> interface.
         var routes: [NodeAddress: Int] = [:]
         /// Routes added by hand, longest prefix first: (prefix, length, interface).
         var staticRoutes: [(NodeAddress, Int, Int)] = []
-        var isHost: Bool { host != nil || isHostSlot }
-        var isHostSlot = false
     }
 
     struct Direction {
@@ -124,7 +124,7 @@ public struct Network {
     public mutating func addHost(_ name: String, _ host: some SimulatedHost) throws(SimulationError) -> NodeID {
         guard names[name] == nil, linkNames[name] == nil else { throw .duplicateName(name) }
         names[name] = nodes.count
-        nodes.append(Node(name: name, host: host))
+        nodes.append(Node(name: name, isRouter: false, host: host))
         routesAreStale = true
         return NodeID(index: nodes.count - 1)
     }
@@ -134,7 +134,7 @@ public struct Network {
     public mutating func addRouter(_ name: String) throws(SimulationError) -> NodeID {
         guard names[name] == nil, linkNames[name] == nil else { throw .duplicateName(name) }
         names[name] = nodes.count
-        nodes.append(Node(name: name, host: nil))
+        nodes.append(Node(name: name, isRouter: true, host: nil))
         routesAreStale = true
         return NodeID(index: nodes.count - 1)
     }
@@ -234,8 +234,8 @@ public struct Network {
     public mutating func withHost<H: SimulatedHost, R>(_ id: NodeID, as type: H.Type = H.self,
                                                         _ body: (inout H) throws -> R) throws -> R {
         guard var h = nodes[id.index].host as? H else { throw SimulationError.notAHost(nodes[id.index].name) }
+        // Taken out while the caller holds it, so that it is not copied on write.
         nodes[id.index].host = nil
-        nodes[id.index].isHostSlot = true
         let result: R
         do { result = try body(&h) } catch { nodes[id.index].host = h; throw error }
         nodes[id.index].host = h
@@ -384,7 +384,7 @@ public struct Network {
     }
 
     mutating func arrive(_ t: Transit, at n: Int, interface i: Int) {
-        if nodes[n].host != nil {
+        if !nodes[n].isRouter {
             guard nodes[n].interfaces.contains(where: { $0.address == t.packet.destination }) else {
                 eventLog.record(now, "drop \(nodes[n].name) if\(i) #\(t.id) not-for-host")
                 return
@@ -392,11 +392,6 @@ public struct Network {
             eventLog.record(now, "recv \(nodes[n].name) if\(i) #\(t.id)")
             nodes[n].host!.receive(t.packet, on: i, now: now)
             collectOutgoing(from: n)
-            return
-        }
-        if nodes[n].isHostSlot {
-            // The host is lent out through `withHost`; nothing arrives meanwhile.
-            eventLog.record(now, "drop \(nodes[n].name) if\(i) #\(t.id) host-busy")
             return
         }
         var forwarded = t
@@ -449,7 +444,7 @@ public struct Network {
                 while head < queue.count {
                     let x = queue[head]; head += 1
                     // Only routers pass packets on.
-                    if nodes[x].host != nil || nodes[x].isHostSlot { continue }
+                    if !nodes[x].isRouter { continue }
                     for (i, iface) in nodes[x].interfaces.enumerated() {
                         let l = links[iface.link]
                         let other = l.ends[1 - iface.side.rawValue]

@@ -14,6 +14,7 @@ struct Wayside: ParsableCommand {
         version: WaysideVersion.string,
         subcommands: [
             DecodeCommand.self,
+            BenchLinksCommand.self,
         ]
     )
 }
