@@ -95,7 +95,18 @@ public struct Network {
         var pipeline: LinkPipeline<Transit>
         var schedules: [TimelineSchedule] = []
         var counters = LinkCounters()
-        var nextStepTime: Instant { schedules.reduce(Instant.distantFuture) { min($0, $1.nextTime) } }
+        /// When the next timeline step is due, and when the direction next has
+        /// any work; stored (by `refresh`) because reading computed properties
+        /// through nested arrays copies the whole pipeline.
+        var nextStepTime = Instant.distantFuture
+        var next = Instant.distantFuture
+
+        mutating func refresh() {
+            var t = Instant.distantFuture
+            for s in schedules.indices where schedules[s].nextTime < t { t = schedules[s].nextTime }
+            nextStepTime = t
+            next = min(pipeline.nextEventTime, t)
+        }
     }
 
     struct Link {
@@ -110,6 +121,10 @@ public struct Network {
     var linkNames: [String: Int] = [:]
     var routesAreStale = true
     var nextPacketID: UInt64 = 1
+    /// When each link direction (index `2 * link + direction`) next has work,
+    /// kept current after every call into it, so finding the next event never
+    /// walks (or copies) the pipelines.
+    var directionNext: [Instant] = []
 
     public init(seed: UInt64, logsEvents: Bool = true, capturesPackets: Bool = false) {
         self.seed = seed
@@ -164,6 +179,7 @@ public struct Network {
                           ends: [(a.index, nodes[a.index].interfaces.count - 1), (b.index, nodes[b.index].interfaces.count - 1)],
                           directions: [Direction(pipeline: forward), Direction(pipeline: backward)]))
         linkNames[linkName] = index
+        directionNext += [.distantFuture, .distantFuture]
         routesAreStale = true
         return LinkID(index: index)
     }
@@ -204,6 +220,7 @@ public struct Network {
             let schedule = TimelineSchedule(timeline: timeline, link: name, direction: direction,
                                             origin: origin, rampStep: rampStep)
             if !schedule.isFinished { links[index].directions[d].schedules.append(schedule) }
+            refresh(index, d)
         }
     }
 
@@ -248,11 +265,16 @@ public struct Network {
     /// The time of the next event; `distantFuture` when nothing is left to do.
     public var nextEventTime: Instant {
         var t = Instant.distantFuture
-        for l in links {
-            for d in l.directions { t = min(t, min(d.pipeline.nextEventTime, d.nextStepTime)) }
+        for x in directionNext where x < t { t = x }
+        for n in nodes.indices where !nodes[n].isRouter {
+            if let d = nodes[n].host?.nextDeadline, d < t { t = d }
         }
-        for n in nodes { if let h = n.host { t = min(t, h.nextDeadline) } }
         return t
+    }
+
+    mutating func refresh(_ l: Int, _ d: Int) {
+        links[l].directions[d].refresh()
+        directionNext[2 * l + d] = links[l].directions[d].next
     }
 
     /// Runs every event up to and including `end`; the clock then reads `end`.
@@ -284,23 +306,23 @@ public struct Network {
         var busy = true
         while busy {
             busy = false
-            for l in links.indices {
-                for d in 0..<2 where links[l].directions[d].nextStepTime <= now {
+            for x in directionNext.indices where directionNext[x] <= now {
+                let (l, d) = (x / 2, x % 2)
+                if links[l].directions[d].nextStepTime <= now {
                     applySteps(link: l, direction: d)
                     busy = true
                 }
             }
-            for l in links.indices {
-                for d in 0..<2 where links[l].directions[d].pipeline.nextEventTime <= now {
-                    busy = true
-                    while let p = links[l].directions[d].pipeline.dequeue(now: now) {
-                        links[l].directions[d].counters.delivered += 1
-                        links[l].directions[d].counters.bytesDelivered += p.byteCount
-                        let end = links[l].ends[1 - d]
-                        arrive(p, at: end.node, interface: end.interface)
-                    }
-                    logDrops(link: l, direction: d)
+            for x in directionNext.indices where directionNext[x] <= now {
+                let (l, d) = (x / 2, x % 2)
+                busy = true
+                let end = links[l].ends[1 - d]
+                while let p = links[l].directions[d].pipeline.dequeue(now: now) {
+                    links[l].directions[d].counters.delivered += 1
+                    links[l].directions[d].counters.bytesDelivered += p.byteCount
+                    arrive(p, at: end.node, interface: end.interface)
                 }
+                logDrops(link: l, direction: d)
             }
             for n in nodes.indices where (nodes[n].host?.nextDeadline ?? .distantFuture) <= now {
                 busy = true
@@ -331,6 +353,7 @@ public struct Network {
         }
         links[l].directions[d].schedules.removeAll { $0.isFinished }
         logDrops(link: l, direction: d)
+        refresh(l, d)
         if links[l].directions[d].pipeline.carrier != before { updateCarrier(link: l) }
     }
 
@@ -347,7 +370,10 @@ public struct Network {
         }
     }
 
+    /// Logs what a direction dropped, and notes when it next has work (called
+    /// after every call into a pipeline).
     mutating func logDrops(link l: Int, direction d: Int) {
+        refresh(l, d)
         let drops = links[l].directions[d].pipeline.drainDrops()
         for drop in drops {
             links[l].directions[d].counters.dropped[drop.reason, default: 0] += 1
