@@ -256,3 +256,24 @@ let server = NodeAddress(198, 18, 9, 1)
         #expect(throws: SimulationError.addressInUse(vehicleA)) { try net.connect(a, vehicleA, b, vehicleB, name: "second") }
     }
 }
+
+@Suite struct SimulationStaticRouteTests {
+    /// A router with two exits: a static /24 route sends one prefix the long way.
+    @Test func aStaticRouteBeatsTheComputedOne() throws {
+        var net = Network(seed: 1)
+        let a = try net.addHost("a", ScriptedHost(script: [(.ms(0), raw(vehicleA, server, number: 1))]))
+        let r = try net.addRouter("r")
+        let detour = try net.addRouter("detour")
+        let s = try net.addHost("s", ScriptedHost())
+        try net.connect(a, vehicleA, r, nil)
+        try net.connect(r, nil, s, server, parameters: LinkParameters(delay: .milliseconds(1)))        // r if1
+        try net.connect(r, nil, detour, nil, parameters: LinkParameters(delay: .milliseconds(20)))     // r if2
+        try net.connect(detour, nil, s, NodeAddress(198, 18, 9, 2), parameters: LinkParameters(delay: .milliseconds(20)))
+        net.addRoute(at: r, to: NodeAddress(198, 18, 9, 0), length: 24, interface: 2)
+        net.addRoute(at: detour, to: NodeAddress(198, 18, 9, 0), length: 24, interface: 1)
+        net.runUntilIdle()
+        let got = try #require(net.host(s, as: ScriptedHost.self)).received
+        #expect(got.map(\.at) == [.ms(40)])
+        #expect(got.map(\.interface) == [1])
+    }
+}
