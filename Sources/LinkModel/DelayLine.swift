@@ -47,14 +47,14 @@ public struct DelayLine<Packet: LinkPacket>: LinkStage {
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        if let head = fifo.first, head.time <= now, head.time <= heap.nextTime {
+        if let t = fifo.firstTime(), t <= now, t <= heap.nextTime {
             return fifo.removeFirst().packet
         }
         if heap.nextTime <= now { return heap.removeFirst()!.element }
         return nil
     }
 
-    public var nextEventTime: Instant { min(fifo.first?.time ?? .distantFuture, heap.nextTime) }
+    public var nextEventTime: Instant { min(fifo.firstTime() ?? .distantFuture, heap.nextTime) }
 
     public var count: Int { fifo.count + heap.count }
 

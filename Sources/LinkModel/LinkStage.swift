@@ -123,10 +123,10 @@ public struct PassThrough<Packet: LinkPacket>: LinkStage {
     public init() {}
     public mutating func enqueue(_ packet: Packet, now: Instant) { ready.append(Timed(packet, now)) }
     public mutating func dequeue(now: Instant) -> Packet? {
-        guard let head = ready.first, head.time <= now else { return nil }
+        guard let t = ready.firstTime(), t <= now else { return nil }
         return ready.removeFirst().packet
     }
-    public var nextEventTime: Instant { ready.first?.time ?? .distantFuture }
+    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
     public mutating func flush(now: Instant, reason: DropReason) {
         while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
     }

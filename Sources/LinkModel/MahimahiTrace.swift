@@ -167,7 +167,7 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
             guard t <= now else { break }
             useOpportunity(at: t)
         }
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     mutating func useOpportunity(at t: Instant) {
@@ -198,20 +198,20 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
             nextOpportunity = max(nextOpportunity, trace.firstOpportunity(atOrAfter: now - origin))
         }
         queue.enqueue(packet, now: now)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
         while true {
-            if let head = ready.first, head.time <= now { return ready.removeFirst().packet }
+            if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
             guard isBusy, time(ofOpportunity: nextOpportunity) <= now else { return nil }
             useOpportunity(at: time(ofOpportunity: nextOpportunity))
-            drops.append(contentsOf: queue.drainDrops())
+            if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
         }
     }
 
     public var nextEventTime: Instant {
-        if let head = ready.first { return head.time }
+        if let t = ready.firstTime() { return t }
         return isBusy ? time(ofOpportunity: nextOpportunity) : .distantFuture
     }
 
@@ -219,7 +219,7 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
         advance(to: now)
         if let t = inTransit { drops.append(Dropped(packet: t.packet, at: now, reason: reason)); inTransit = nil }
         queue.flush(now: now, reason: reason)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {

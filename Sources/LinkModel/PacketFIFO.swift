@@ -16,6 +16,11 @@ public struct PacketFIFO<Element> {
         countStored == 0 ? nil : storage[(head + countStored - 1) % storage.count]
     }
 
+    /// The time of the head element, without copying it out.
+    @inlinable public func firstTime<P>() -> Instant? where Element == Timed<P> {
+        countStored == 0 ? nil : storage[head]!.time
+    }
+
     @inlinable public mutating func append(_ e: Element) {
         if countStored == storage.count { grow() }
         storage[(head + countStored) % storage.count] = e

@@ -74,6 +74,9 @@ public struct PacketQueue<Packet: LinkPacket> {
         codelState.dropping = false
     }
 
+    /// Whether `drainDrops()` has anything.
+    public var hasDrops: Bool { !drops.isEmpty }
+
     public mutating func drainDrops() -> [Dropped<Packet>] {
         if drops.isEmpty { return [] }
         let d = drops

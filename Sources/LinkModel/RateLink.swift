@@ -61,7 +61,7 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
             let startAt = max(s.time, queue.headEnqueuedAt ?? s.time)
             if let next = queue.dequeue(now: startAt) { start(next, at: startAt) }
         }
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
@@ -70,19 +70,19 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
             start(packet, at: now)
         } else {
             queue.enqueue(packet, now: now)
-            drops.append(contentsOf: queue.drainDrops())
+            if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
         }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        if let head = ready.first, head.time <= now { return ready.removeFirst().packet }
+        if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
         advance(to: now)
-        if let head = ready.first, head.time <= now { return ready.removeFirst().packet }
+        if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
         return nil
     }
 
     public var nextEventTime: Instant {
-        if let head = ready.first { return head.time }
+        if let t = ready.firstTime() { return t }
         return inService?.time ?? .distantFuture
     }
 
@@ -93,7 +93,7 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
         advance(to: now)
         if let s = inService { drops.append(Dropped(packet: s.packet, at: now, reason: reason)); inService = nil }
         queue.flush(now: now, reason: reason)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {

@@ -68,11 +68,11 @@ public struct Duplication<Packet: LinkPacket>: LinkStage {
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        guard let head = ready.first, head.time <= now else { return nil }
+        guard let t = ready.firstTime(), t <= now else { return nil }
         return ready.removeFirst().packet
     }
 
-    public var nextEventTime: Instant { ready.first?.time ?? .distantFuture }
+    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
 
     public mutating func flush(now: Instant, reason: DropReason) {
         while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }

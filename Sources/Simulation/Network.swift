@@ -304,8 +304,13 @@ public struct Network {
         // enter zero-delay links and leave at once), then host timers; repeated
         // until nothing else is due now.
         var busy = true
+        var rounds = 0
         while busy {
             busy = false
+            rounds += 1
+            // Every round moves a packet or a timer forward; a million rounds at one
+            // instant means a host keeps asking to run now without doing anything.
+            precondition(rounds < 1_000_000, "the network makes no progress at \(now): a host's nextDeadline never passes now")
             for x in directionNext.indices where directionNext[x] <= now {
                 let (l, d) = (x / 2, x % 2)
                 if links[l].directions[d].nextStepTime <= now {

@@ -24,6 +24,9 @@ struct BenchLinksCommand: ParsableCommand {
     @Option(name: .long, help: "Simulated seconds of the simulator run (default 10).")
     var simulatedSeconds = 10
 
+    @Option(name: .long, help: "Run only the rows whose name contains this text ('simulator' for the simulator rows).")
+    var only: String?
+
     func validate() throws {
         guard packets > 0 else { throw ValidationError("--packets must be positive") }
         guard simulatedSeconds > 0 else { throw ValidationError("--simulated-seconds must be positive") }
@@ -34,6 +37,7 @@ struct BenchLinksCommand: ParsableCommand {
         print(pad("model", 44) + pad("Mpackets/s", 12, right: true) + pad("ns/packet", 12, right: true) + pad("delivered", 12, right: true))
         let n = packets
         func row<S: LinkStage>(_ name: String, _ make: () -> S) where S.Packet == BenchPacket {
+            if let only, !name.contains(only) { return }
             var stage = make()
             let clock = ContinuousClock()
             var delivered = 0
@@ -75,7 +79,7 @@ struct BenchLinksCommand: ParsableCommand {
         print("Simulator: one 100 Mbit/s stream of 1500-byte packets, host -> router -> host, \(simulatedSeconds) s simulated:")
         print(pad("event log", 12) + pad("packets", 10, right: true) + pad("wall s", 10, right: true)
               + pad("sim s/wall s", 14, right: true) + pad("packets/s", 12, right: true))
-        for logs in [false, true] {
+        for logs in [false, true] where only == nil || "simulator".contains(only!) {
             let interval = Bitrate.mbit(100).transmissionTime(bytes: 1500)
             let count = Int(Interval.seconds(simulatedSeconds).nanoseconds / interval.nanoseconds)
             let a = NodeAddress(198, 18, 0, 1), b = NodeAddress(198, 18, 1, 1)
