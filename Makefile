@@ -11,7 +11,7 @@ TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
 .PHONY: run test bench fuzz build deps test-deps clean
 
 run: deps build
-	$(BIN) run
+	$(BIN) decode samples/kernel-mptcp-two-paths.pcap
 
 test: test-deps
 	$(SWIFT) build --build-tests
@@ -19,6 +19,7 @@ test: test-deps
 
 bench: test-deps build
 	$(BIN) bench
+	$(BIN) bench-testbed
 	$(BIN) bench-links
 
 build:

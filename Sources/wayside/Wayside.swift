@@ -13,7 +13,12 @@ struct Wayside: ParsableCommand {
         """,
         version: WaysideVersion.string,
         subcommands: [
+            RouteCommand.self,
             DecodeCommand.self,
+            PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
+            TestbedBenchCommand.self,
+            AnalyzeCommand.self,
+            NodeCommand.self,
             BenchLinksCommand.self,
         ]
     )
