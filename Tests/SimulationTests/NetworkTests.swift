@@ -277,3 +277,26 @@ let server = NodeAddress(198, 18, 9, 1)
         #expect(got.map(\.interface) == [1])
     }
 }
+
+@Suite struct SimulationTimelineRampTests {
+    @Test func aRampMovesTheLinkInStepsAtTheirTimes() throws {
+        var net = Network(seed: 1)
+        let a = try net.addHost("a", PacketSink())
+        let b = try net.addHost("b", PacketSink())
+        let link = try net.connect(a, vehicleA, b, server, name: "radio",
+                                   parameters: LinkParameters(delay: .milliseconds(10), rate: .mbit(10)))
+        try net.apply(CoverageTimeline(events: [
+            TimelineEvent(at: .seconds(1), link: "radio", direction: .bToA,
+                          change: .ramp(LinkParameters(delay: .milliseconds(50), rate: .mbit(2)), over: .milliseconds(400))),
+        ], duration: .seconds(2)), rampStep: .milliseconds(100))
+        net.run(until: .ms(1250))
+        #expect(net.parameters(link, .bToA) == LinkParameters(delay: .milliseconds(30), rate: .mbit(6)))
+        #expect(net.parameters(link, .aToB) == LinkParameters(delay: .milliseconds(10), rate: .mbit(10)))
+        net.runUntilIdle()
+        #expect(net.parameters(link, .bToA) == LinkParameters(delay: .milliseconds(50), rate: .mbit(2)))
+        let steps = net.eventLog.lines.filter { $0.contains(" step radio b-to-a set ") }
+        #expect(steps.count == 5)
+        #expect(steps.first == "1.000000000 step radio b-to-a set delay=10ms rate=10mbit")
+        #expect(steps.last == "1.400000000 step radio b-to-a set delay=50ms rate=2mbit")
+    }
+}
