@@ -20,6 +20,7 @@ test: test-deps
 bench: test-deps build
 	$(BIN) bench
 	$(BIN) bench-testbed
+	$(BIN) bench-links
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -20,6 +20,7 @@ struct Wayside: ParsableCommand {
             AnalyzeCommand.self,
             NodeCommand.self,
             BenchCommand.self,
+            BenchLinksCommand.self,
         ]
     )
 }
