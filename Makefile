@@ -11,7 +11,7 @@ TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
 .PHONY: run test bench fuzz build deps test-deps clean
 
 run: deps build
-	$(BIN) run
+	$(BIN) decode samples/kernel-mptcp-two-paths.pcap
 
 test: test-deps
 	$(SWIFT) build --build-tests
@@ -19,6 +19,8 @@ test: test-deps
 
 bench: test-deps build
 	$(BIN) bench
+	$(BIN) bench-testbed
+	$(BIN) bench-links
 	$(BIN) bench tcp
 
 build:
@@ -30,5 +32,15 @@ deps:
 test-deps:
 	@scripts/install-debs.sh $(TEST_DEBS)
 
+# libFuzzer over the packet parsers (Fuzz/ is its own package so the normal
+# build never sees -sanitize=fuzzer). New inputs go to .build/fuzz-corpus; the
+# committed seeds in Fuzz/corpus are only read. FUZZ_RUNS inputs, then stop.
+FUZZ_RUNS    ?= 1000000
+fuzz:
+	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
+	mkdir -p .build/fuzz-corpus fuzz-artifacts
+	Fuzz/.build/release/PacketParserFuzzer -runs=$(FUZZ_RUNS) -max_len=2048 -print_final_stats=1 \
+		-artifact_prefix=fuzz-artifacts/ .build/fuzz-corpus Fuzz/corpus
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

@@ -22,8 +22,10 @@ public struct CoverageGate<Inner: LinkStage>: LinkStage {
 
     /// Coverage comes or goes at `now`.
     public mutating func setCoverage(_ up: Bool, loss: CoverageLoss, now: Instant) {
-        // Packets due before the change leave under the old state.
-        if up && !isUp { dropDue(upTo: now) }
+        // Packets due before the change met the link without coverage; one due
+        // at the very instant coverage returns gets through (changes at an
+        // instant come before deliveries at it).
+        if up && !isUp { dropDue(upTo: now - Interval(nanoseconds: 1)) }
         isUp = up
         self.loss = loss
         if !up && loss == .carrier { inner.flush(now: now, reason: .coverage) }

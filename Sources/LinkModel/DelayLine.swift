@@ -12,7 +12,7 @@ public struct DelayLine<Packet: LinkPacket>: LinkStage {
     public var jitter: Interval
     public var allowsReordering: Bool
     @usableFromInline var random: SeededRandom
-    @usableFromInline var fifo = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var fifo = PacketFIFO<Timed<Packet>>()
     @usableFromInline var heap = TimeOrderedQueue<Packet>()
     @usableFromInline var lastDeparture = Instant(nanoseconds: .min)
     @usableFromInline var drops: [Dropped<Packet>] = []
@@ -42,24 +42,24 @@ public struct DelayLine<Packet: LinkPacket>: LinkStage {
         } else {
             t = max(t, lastDeparture)
             lastDeparture = t
-            fifo.append((packet, t))
+            fifo.append(Timed(packet, t))
         }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        if let head = fifo.first, head.1 <= now, head.1 <= heap.nextTime {
-            return fifo.removeFirst().0
+        if let t = fifo.firstTime(), t <= now, t <= heap.nextTime {
+            return fifo.removeFirst().packet
         }
         if heap.nextTime <= now { return heap.removeFirst()!.element }
         return nil
     }
 
-    public var nextEventTime: Instant { min(fifo.first?.1 ?? .distantFuture, heap.nextTime) }
+    public var nextEventTime: Instant { min(fifo.firstTime() ?? .distantFuture, heap.nextTime) }
 
     public var count: Int { fifo.count + heap.count }
 
     public mutating func flush(now: Instant, reason: DropReason) {
-        while !fifo.isEmpty { drops.append(Dropped(packet: fifo.removeFirst().0, at: now, reason: reason)) }
+        while !fifo.isEmpty { drops.append(Dropped(packet: fifo.removeFirst().packet, at: now, reason: reason)) }
         while let p = heap.removeFirst() { drops.append(Dropped(packet: p.element, at: now, reason: reason)) }
     }
 

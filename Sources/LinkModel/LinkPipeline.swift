@@ -38,8 +38,11 @@ public struct PipelineOptions: Hashable, Sendable {
 public struct LinkInterior<Packet: LinkPacket>: LinkStage {
     public var duplication: Duplication<Packet>
     public var loss: RandomLoss<Packet>
-    /// The bottleneck when it is a rate (exactly one of `rate` and `trace` is set).
-    public var rate: RateLink<Packet>?
+    /// The bottleneck: a rate (unlimited when its rate is `nil`), unless
+    /// `trace` is set, in which case the trace is the bottleneck and `rate`
+    /// stays empty. (`rate` is not optional: reading through an optional
+    /// copies the whole stage.)
+    public var rate: RateLink<Packet>
     public var trace: TraceLink<Packet>?
     public var delay: DelayLine<Packet>
     public var reordering: Reordering<Packet>
@@ -58,9 +61,9 @@ public struct LinkInterior<Packet: LinkPacket>: LinkStage {
     /// parameter changed at `now` applies only to what comes after.
     public mutating func advance(upTo now: Instant) {
         transfer(from: &duplication, to: &loss, upTo: now)
-        if rate != nil {
-            transfer(from: &loss, to: &rate!, upTo: now)
-            transfer(from: &rate!, to: &delay, upTo: now)
+        if trace == nil {
+            transfer(from: &loss, to: &rate, upTo: now)
+            transfer(from: &rate, to: &delay, upTo: now)
         } else {
             transfer(from: &loss, to: &trace!, upTo: now)
             transfer(from: &trace!, to: &delay, upTo: now)
@@ -70,14 +73,14 @@ public struct LinkInterior<Packet: LinkPacket>: LinkStage {
 
     public var nextEventTime: Instant {
         min(min(duplication.nextEventTime, loss.nextEventTime),
-            min(min(rate?.nextEventTime ?? .distantFuture, trace?.nextEventTime ?? .distantFuture),
+            min(trace == nil ? rate.nextEventTime : trace!.nextEventTime,
                 min(delay.nextEventTime, reordering.nextEventTime)))
     }
 
     public mutating func flush(now: Instant, reason: DropReason) {
         duplication.flush(now: now, reason: reason)
         loss.flush(now: now, reason: reason)
-        rate?.flush(now: now, reason: reason)
+        rate.flush(now: now, reason: reason)
         trace?.flush(now: now, reason: reason)
         delay.flush(now: now, reason: reason)
         reordering.flush(now: now, reason: reason)
@@ -86,7 +89,7 @@ public struct LinkInterior<Packet: LinkPacket>: LinkStage {
     public mutating func drainDrops() -> [Dropped<Packet>] {
         var all = duplication.drainDrops()
         all += loss.drainDrops()
-        all += rate?.drainDrops() ?? []
+        all += rate.drainDrops()
         all += trace?.drainDrops() ?? []
         all += delay.drainDrops()
         all += reordering.drainDrops()
@@ -122,7 +125,7 @@ public struct LinkPipeline<Packet: LinkPacket>: LinkStage {
                                      random: SeededRandom(seed: seed, stream: name + "/duplicate")),
             loss: RandomLoss(options.lossProcess ?? .bernoulli(parameters.loss ?? .zero),
                              random: SeededRandom(seed: seed, stream: name + "/loss")),
-            rate: options.trace == nil ? RateLink(rate: parameters.rate, burstBytes: options.burstBytes, queue: queue) : nil,
+            rate: RateLink(rate: options.trace == nil ? parameters.rate : nil, burstBytes: options.burstBytes, queue: queue),
             trace: options.trace.map { TraceLink(trace: $0, origin: origin, queue: queue) },
             delay: DelayLine(delay: parameters.delay ?? .zero, jitter: parameters.jitter ?? .zero,
                              allowsReordering: options.jitterReorders,
@@ -140,11 +143,11 @@ public struct LinkPipeline<Packet: LinkPacket>: LinkStage {
         if let d = change.delay { gate.inner.delay.delay = max(.zero, d) }
         if let j = change.jitter { gate.inner.delay.jitter = max(.zero, j) }
         if let l = change.loss { gate.inner.loss.process = .bernoulli(l) }
-        if change.rate != nil { gate.inner.rate?.setRate(change.rate, now: now) }
+        if change.rate != nil && options.trace == nil { gate.inner.rate.setRate(change.rate, now: now) }
         if change.queuePackets != nil || change.queueBytes != nil {
             let p = parameters.queuePackets ?? (parameters.queueBytes == nil ? PacketQueue<Packet>.defaultPacketLimit : nil)
-            gate.inner.rate?.queue.packetLimit = p
-            gate.inner.rate?.queue.byteLimit = parameters.queueBytes
+            gate.inner.rate.queue.packetLimit = p
+            gate.inner.rate.queue.byteLimit = parameters.queueBytes
             gate.inner.trace?.queue.packetLimit = p
             gate.inner.trace?.queue.byteLimit = parameters.queueBytes
         }

@@ -118,17 +118,17 @@ where A.Packet == B.Packet {
 
 /// A stage that passes packets straight through; the neutral element of `Chain`.
 public struct PassThrough<Packet: LinkPacket>: LinkStage {
-    @usableFromInline var ready = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
     @usableFromInline var drops: [Dropped<Packet>] = []
     public init() {}
-    public mutating func enqueue(_ packet: Packet, now: Instant) { ready.append((packet, now)) }
+    public mutating func enqueue(_ packet: Packet, now: Instant) { ready.append(Timed(packet, now)) }
     public mutating func dequeue(now: Instant) -> Packet? {
-        guard let head = ready.first, head.1 <= now else { return nil }
-        return ready.removeFirst().0
+        guard let t = ready.firstTime(), t <= now else { return nil }
+        return ready.removeFirst().packet
     }
-    public var nextEventTime: Instant { ready.first?.1 ?? .distantFuture }
+    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
     public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().0, at: now, reason: reason)) }
+        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
     }
     public mutating func drainDrops() -> [Dropped<Packet>] {
         if drops.isEmpty { return [] }

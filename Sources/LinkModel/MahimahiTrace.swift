@@ -142,10 +142,10 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
     public var queue: PacketQueue<Packet>
 
     /// The packet partly carried, and how many of its bytes are still to go.
-    @usableFromInline var inTransit: (packet: Packet, bytesLeft: Int)?
+    @usableFromInline var inTransit: PartlySent<Packet>?
     /// The next opportunity not yet used or passed.
     @usableFromInline var nextOpportunity = 0
-    @usableFromInline var ready = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
     @usableFromInline var drops: [Dropped<Packet>] = []
     /// Opportunities used so far (for tests and statistics).
     public private(set) var opportunitiesUsed = 0
@@ -167,7 +167,7 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
             guard t <= now else { break }
             useOpportunity(at: t)
         }
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     mutating func useOpportunity(at t: Instant) {
@@ -177,15 +177,15 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
         while budget > 0 {
             if inTransit == nil {
                 guard let p = queue.dequeue(now: t) else { break }
-                inTransit = (p, p.byteCount)
+                inTransit = PartlySent(packet: p, bytesLeft: p.byteCount)
             }
-            let (p, left) = inTransit!
+            let p = inTransit!.packet, left = inTransit!.bytesLeft
             if left <= budget {
                 budget -= left
-                ready.append((p, t))
+                ready.append(Timed(p, t))
                 inTransit = nil
             } else {
-                inTransit = (p, left - budget)
+                inTransit = PartlySent(packet: p, bytesLeft: left - budget)
                 budget = 0
             }
         }
@@ -198,20 +198,20 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
             nextOpportunity = max(nextOpportunity, trace.firstOpportunity(atOrAfter: now - origin))
         }
         queue.enqueue(packet, now: now)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
         while true {
-            if let head = ready.first, head.1 <= now { return ready.removeFirst().0 }
+            if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
             guard isBusy, time(ofOpportunity: nextOpportunity) <= now else { return nil }
             useOpportunity(at: time(ofOpportunity: nextOpportunity))
-            drops.append(contentsOf: queue.drainDrops())
+            if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
         }
     }
 
     public var nextEventTime: Instant {
-        if let head = ready.first { return head.1 }
+        if let t = ready.firstTime() { return t }
         return isBusy ? time(ofOpportunity: nextOpportunity) : .distantFuture
     }
 
@@ -219,7 +219,7 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
         advance(to: now)
         if let t = inTransit { drops.append(Dropped(packet: t.packet, at: now, reason: reason)); inTransit = nil }
         queue.flush(now: now, reason: reason)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {
@@ -228,4 +228,11 @@ public struct TraceLink<Packet: LinkPacket>: LinkStage {
         drops = []
         return d
     }
+}
+
+/// A packet part of which has been carried.
+@usableFromInline struct PartlySent<Packet> {
+    @usableFromInline var packet: Packet
+    @usableFromInline var bytesLeft: Int
+    @inlinable init(packet: Packet, bytesLeft: Int) { self.packet = packet; self.bytesLeft = bytesLeft }
 }

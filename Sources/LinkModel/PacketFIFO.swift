@@ -16,6 +16,11 @@ public struct PacketFIFO<Element> {
         countStored == 0 ? nil : storage[(head + countStored - 1) % storage.count]
     }
 
+    /// The time of the head element, without copying it out.
+    @inlinable public func firstTime<P>() -> Instant? where Element == Timed<P> {
+        countStored == 0 ? nil : storage[head]!.time
+    }
+
     @inlinable public mutating func append(_ e: Element) {
         if countStored == storage.count { grow() }
         storage[(head + countStored) % storage.count] = e
@@ -52,7 +57,13 @@ public struct PacketFIFO<Element> {
 /// A min-heap of elements keyed by (time, insertion order): equal times come
 /// out in the order they went in, which keeps every run deterministic.
 public struct TimeOrderedQueue<Element> {
-    @usableFromInline var heap: [(time: Instant, order: UInt64, element: Element)] = []
+    @usableFromInline struct Entry {
+        @usableFromInline var time: Instant
+        @usableFromInline var order: UInt64
+        @usableFromInline var element: Element
+        @inlinable init(time: Instant, order: UInt64, element: Element) { self.time = time; self.order = order; self.element = element }
+    }
+    @usableFromInline var heap: [Entry] = []
     @usableFromInline var nextOrder: UInt64 = 0
 
     public init() {}
@@ -63,13 +74,12 @@ public struct TimeOrderedQueue<Element> {
     public var nextTime: Instant { heap.first?.time ?? .distantFuture }
     public var first: (time: Instant, element: Element)? { heap.first.map { ($0.time, $0.element) } }
 
-    @inlinable static func before(_ a: (time: Instant, order: UInt64, element: Element),
-                                  _ b: (time: Instant, order: UInt64, element: Element)) -> Bool {
+    @inlinable static func before(_ a: Entry, _ b: Entry) -> Bool {
         a.time != b.time ? a.time < b.time : a.order < b.order
     }
 
     public mutating func insert(_ element: Element, at time: Instant) {
-        heap.append((time, nextOrder, element))
+        heap.append(Entry(time: time, order: nextOrder, element: element))
         nextOrder &+= 1
         var i = heap.count - 1
         while i > 0 {
@@ -104,3 +114,10 @@ public struct TimeOrderedQueue<Element> {
 }
 
 import Core
+
+/// A packet and an instant: when it is due to leave, or when it arrived.
+public struct Timed<Packet> {
+    public var packet: Packet
+    public var time: Instant
+    @inlinable public init(_ packet: Packet, _ time: Instant) { self.packet = packet; self.time = time }
+}

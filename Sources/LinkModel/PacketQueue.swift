@@ -29,7 +29,7 @@ public struct PacketQueue<Packet: LinkPacket> {
         didSet { if codel == nil { codelState = CoDelState() } }
     }
 
-    @usableFromInline var items = PacketFIFO<(packet: Packet, enqueuedAt: Instant)>()
+    @usableFromInline var items = PacketFIFO<Timed<Packet>>()
     public private(set) var bytes = 0
     @usableFromInline var codelState = CoDelState()
     @usableFromInline var drops: [Dropped<Packet>] = []
@@ -46,7 +46,7 @@ public struct PacketQueue<Packet: LinkPacket> {
     public var count: Int { items.count }
     public var isEmpty: Bool { items.isEmpty }
     /// When the packet at the head entered.
-    public var headEnqueuedAt: Instant? { items.first?.enqueuedAt }
+    public var headEnqueuedAt: Instant? { items.first?.time }
 
     /// Adds `packet` at the tail unless a limit would be exceeded (then it is dropped).
     public mutating func enqueue(_ packet: Packet, now: Instant) {
@@ -57,7 +57,7 @@ public struct PacketQueue<Packet: LinkPacket> {
         if let limit = byteLimit, bytes + size > limit {
             drops.append(Dropped(packet: packet, at: now, reason: .queueFull)); return
         }
-        items.append((packet, now))
+        items.append(Timed(packet, now))
         bytes += size
     }
 
@@ -74,6 +74,9 @@ public struct PacketQueue<Packet: LinkPacket> {
         codelState.dropping = false
     }
 
+    /// Whether `drainDrops()` has anything.
+    public var hasDrops: Bool { !drops.isEmpty }
+
     public mutating func drainDrops() -> [Dropped<Packet>] {
         if drops.isEmpty { return [] }
         let d = drops
@@ -81,7 +84,7 @@ public struct PacketQueue<Packet: LinkPacket> {
         return d
     }
 
-    @usableFromInline mutating func removeHead() -> (packet: Packet, enqueuedAt: Instant)? {
+    @usableFromInline mutating func removeHead() -> Timed<Packet>? {
         guard !items.isEmpty else { return nil }
         let head = items.removeFirst()
         bytes -= head.packet.byteCount
@@ -111,7 +114,7 @@ public struct PacketQueue<Packet: LinkPacket> {
             codelState.firstAboveTime = nil
             return nil
         }
-        let sojourn = now - head.enqueuedAt
+        let sojourn = now - head.time
         if sojourn < params.target || bytes <= params.maximumPacketBytes {
             codelState.firstAboveTime = nil
             return (head.packet, false)

@@ -31,7 +31,7 @@ public struct RandomLoss<Packet: LinkPacket>: LinkStage {
     /// Gilbert–Elliott's current state.
     public private(set) var inBadState = false
     @usableFromInline var random: SeededRandom
-    @usableFromInline var ready = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
     @usableFromInline var drops: [Dropped<Packet>] = []
 
     public init(_ process: LossProcess, random: SeededRandom = SeededRandom(seed: 0, stream: "loss")) {
@@ -53,18 +53,18 @@ public struct RandomLoss<Packet: LinkPacket>: LinkStage {
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
         if losesNext() { drops.append(Dropped(packet: packet, at: now, reason: .loss)) }
-        else { ready.append((packet, now)) }
+        else { ready.append(Timed(packet, now)) }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        guard let head = ready.first, head.1 <= now else { return nil }
-        return ready.removeFirst().0
+        guard let t = ready.firstTime(), t <= now else { return nil }
+        return ready.removeFirst().packet
     }
 
-    public var nextEventTime: Instant { ready.first?.1 ?? .distantFuture }
+    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
 
     public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().0, at: now, reason: reason)) }
+        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {

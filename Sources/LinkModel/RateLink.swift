@@ -15,11 +15,11 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
     public var queue: PacketQueue<Packet>
 
     /// The packet on the wire and when its last bit leaves.
-    @usableFromInline var inService: (packet: Packet, departure: Instant)?
+    @usableFromInline var inService: Timed<Packet>?
     /// The instant at which the bucket was (or will be) empty, if no more credit
     /// were spent: the bucket holds `rate * (t - emptyAt)` bytes at `t`, capped at the burst.
     @usableFromInline var emptyAt = Instant(nanoseconds: .min / 2)
-    @usableFromInline var ready = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
     @usableFromInline var drops: [Dropped<Packet>] = []
 
     public init(rate: Bitrate?, burstBytes: Int = 0, queue: PacketQueue<Packet> = PacketQueue()) {
@@ -31,7 +31,7 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
     public mutating func setRate(_ newRate: Bitrate?, now: Instant) {
         advance(to: now)
         rate = newRate
-        if let s = inService, s.departure == .distantFuture {
+        if let s = inService, s.time == .distantFuture {
             inService = nil
             start(s.packet, at: now)
         }
@@ -40,28 +40,28 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
     /// Starts serialising `packet` at `h`.
     @usableFromInline mutating func start(_ packet: Packet, at h: Instant) {
         guard let rate else {
-            inService = (packet, h); return
+            inService = Timed(packet, h); return
         }
         guard rate.bitsPerSecond > 0 else {
-            inService = (packet, .distantFuture); return
+            inService = Timed(packet, .distantFuture); return
         }
         let tx = rate.transmissionTime(bytes: packet.byteCount)
         let credit = burstBytes > 0 ? rate.transmissionTime(bytes: burstBytes) : .zero
         let from = max(emptyAt, h - credit)
         emptyAt = from + tx
-        inService = (packet, max(h, emptyAt))
+        inService = Timed(packet, max(h, emptyAt))
     }
 
     /// Moves every packet that finished by `now` to the output, starting the
     /// next from the queue at the instant the previous one left (or arrived).
     @usableFromInline mutating func advance(to now: Instant) {
-        while let s = inService, s.departure <= now {
-            ready.append((s.packet, s.departure))
+        while let s = inService, s.time <= now {
+            ready.append(Timed(s.packet, s.time))
             inService = nil
-            let startAt = max(s.departure, queue.headEnqueuedAt ?? s.departure)
+            let startAt = max(s.time, queue.headEnqueuedAt ?? s.time)
             if let next = queue.dequeue(now: startAt) { start(next, at: startAt) }
         }
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
@@ -70,20 +70,20 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
             start(packet, at: now)
         } else {
             queue.enqueue(packet, now: now)
-            drops.append(contentsOf: queue.drainDrops())
+            if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
         }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        if let head = ready.first, head.1 <= now { return ready.removeFirst().0 }
+        if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
         advance(to: now)
-        if let head = ready.first, head.1 <= now { return ready.removeFirst().0 }
+        if let t = ready.firstTime(), t <= now { return ready.removeFirst().packet }
         return nil
     }
 
     public var nextEventTime: Instant {
-        if let head = ready.first { return head.1 }
-        return inService?.departure ?? .distantFuture
+        if let t = ready.firstTime() { return t }
+        return inService?.time ?? .distantFuture
     }
 
     /// Packets waiting plus the one on the wire.
@@ -93,7 +93,7 @@ public struct RateLink<Packet: LinkPacket>: LinkStage {
         advance(to: now)
         if let s = inService { drops.append(Dropped(packet: s.packet, at: now, reason: reason)); inService = nil }
         queue.flush(now: now, reason: reason)
-        drops.append(contentsOf: queue.drainDrops())
+        if queue.hasDrops { drops.append(contentsOf: queue.drainDrops()) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {

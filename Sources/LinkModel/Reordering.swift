@@ -50,7 +50,7 @@ public struct Reordering<Packet: LinkPacket>: LinkStage {
 public struct Duplication<Packet: LinkPacket>: LinkStage {
     public var probability: Probability
     @usableFromInline var random: SeededRandom
-    @usableFromInline var ready = PacketFIFO<(Packet, Instant)>()
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
     @usableFromInline var drops: [Dropped<Packet>] = []
     /// Copies made so far.
     public private(set) var duplicated = 0
@@ -60,22 +60,22 @@ public struct Duplication<Packet: LinkPacket>: LinkStage {
     }
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
-        ready.append((packet, now))
+        ready.append(Timed(packet, now))
         if random.chance(probability.value) {
             duplicated += 1
-            ready.append((packet, now))
+            ready.append(Timed(packet, now))
         }
     }
 
     public mutating func dequeue(now: Instant) -> Packet? {
-        guard let head = ready.first, head.1 <= now else { return nil }
-        return ready.removeFirst().0
+        guard let t = ready.firstTime(), t <= now else { return nil }
+        return ready.removeFirst().packet
     }
 
-    public var nextEventTime: Instant { ready.first?.1 ?? .distantFuture }
+    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
 
     public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().0, at: now, reason: reason)) }
+        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
     }
 
     public mutating func drainDrops() -> [Dropped<Packet>] {

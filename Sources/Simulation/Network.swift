@@ -81,21 +81,32 @@ public struct Network {
 
     struct Node {
         var name: String
+        /// Routers forward; hosts (with `host` set) receive and never forward.
+        var isRouter: Bool
         var host: (any SimulatedHost)?
         var interfaces: [Interface] = []
         /// Computed routes: destination address -> interface.
         var routes: [NodeAddress: Int] = [:]
         /// Routes added by hand, longest prefix first: (prefix, length, interface).
         var staticRoutes: [(NodeAddress, Int, Int)] = []
-        var isHost: Bool { host != nil || isHostSlot }
-        var isHostSlot = false
     }
 
     struct Direction {
         var pipeline: LinkPipeline<Transit>
         var schedules: [TimelineSchedule] = []
         var counters = LinkCounters()
-        var nextStepTime: Instant { schedules.reduce(Instant.distantFuture) { min($0, $1.nextTime) } }
+        /// When the next timeline step is due, and when the direction next has
+        /// any work; stored (by `refresh`) because reading computed properties
+        /// through nested arrays copies the whole pipeline.
+        var nextStepTime = Instant.distantFuture
+        var next = Instant.distantFuture
+
+        mutating func refresh() {
+            var t = Instant.distantFuture
+            for s in schedules.indices where schedules[s].nextTime < t { t = schedules[s].nextTime }
+            nextStepTime = t
+            next = min(pipeline.nextEventTime, t)
+        }
     }
 
     struct Link {
@@ -110,6 +121,10 @@ public struct Network {
     var linkNames: [String: Int] = [:]
     var routesAreStale = true
     var nextPacketID: UInt64 = 1
+    /// When each link direction (index `2 * link + direction`) next has work,
+    /// kept current after every call into it, so finding the next event never
+    /// walks (or copies) the pipelines.
+    var directionNext: [Instant] = []
 
     public init(seed: UInt64, logsEvents: Bool = true, capturesPackets: Bool = false) {
         self.seed = seed
@@ -124,7 +139,7 @@ public struct Network {
     public mutating func addHost(_ name: String, _ host: some SimulatedHost) throws(SimulationError) -> NodeID {
         guard names[name] == nil, linkNames[name] == nil else { throw .duplicateName(name) }
         names[name] = nodes.count
-        nodes.append(Node(name: name, host: host))
+        nodes.append(Node(name: name, isRouter: false, host: host))
         routesAreStale = true
         return NodeID(index: nodes.count - 1)
     }
@@ -134,7 +149,7 @@ public struct Network {
     public mutating func addRouter(_ name: String) throws(SimulationError) -> NodeID {
         guard names[name] == nil, linkNames[name] == nil else { throw .duplicateName(name) }
         names[name] = nodes.count
-        nodes.append(Node(name: name, host: nil))
+        nodes.append(Node(name: name, isRouter: true, host: nil))
         routesAreStale = true
         return NodeID(index: nodes.count - 1)
     }
@@ -164,6 +179,7 @@ public struct Network {
                           ends: [(a.index, nodes[a.index].interfaces.count - 1), (b.index, nodes[b.index].interfaces.count - 1)],
                           directions: [Direction(pipeline: forward), Direction(pipeline: backward)]))
         linkNames[linkName] = index
+        directionNext += [.distantFuture, .distantFuture]
         routesAreStale = true
         return LinkID(index: index)
     }
@@ -204,6 +220,7 @@ public struct Network {
             let schedule = TimelineSchedule(timeline: timeline, link: name, direction: direction,
                                             origin: origin, rampStep: rampStep)
             if !schedule.isFinished { links[index].directions[d].schedules.append(schedule) }
+            refresh(index, d)
         }
     }
 
@@ -234,8 +251,8 @@ public struct Network {
     public mutating func withHost<H: SimulatedHost, R>(_ id: NodeID, as type: H.Type = H.self,
                                                         _ body: (inout H) throws -> R) throws -> R {
         guard var h = nodes[id.index].host as? H else { throw SimulationError.notAHost(nodes[id.index].name) }
+        // Taken out while the caller holds it, so that it is not copied on write.
         nodes[id.index].host = nil
-        nodes[id.index].isHostSlot = true
         let result: R
         do { result = try body(&h) } catch { nodes[id.index].host = h; throw error }
         nodes[id.index].host = h
@@ -248,11 +265,16 @@ public struct Network {
     /// The time of the next event; `distantFuture` when nothing is left to do.
     public var nextEventTime: Instant {
         var t = Instant.distantFuture
-        for l in links {
-            for d in l.directions { t = min(t, min(d.pipeline.nextEventTime, d.nextStepTime)) }
+        for x in directionNext where x < t { t = x }
+        for n in nodes.indices where !nodes[n].isRouter {
+            if let d = nodes[n].host?.nextDeadline, d < t { t = d }
         }
-        for n in nodes { if let h = n.host { t = min(t, h.nextDeadline) } }
         return t
+    }
+
+    mutating func refresh(_ l: Int, _ d: Int) {
+        links[l].directions[d].refresh()
+        directionNext[2 * l + d] = links[l].directions[d].next
     }
 
     /// Runs every event up to and including `end`; the clock then reads `end`.
@@ -274,33 +296,38 @@ public struct Network {
     @discardableResult
     public mutating func step(notAfter limit: Instant = .distantFuture) -> Bool {
         if routesAreStale { computeRoutes() }
-        let t = nextEventTime
+        // A host may report a deadline that has already passed: it runs now.
+        let t = max(nextEventTime, now)
         guard t <= limit, t != .distantFuture else { return false }
-        precondition(t >= now, "an event in the past: \(t) < \(now)")
         now = t
         // At one instant: timeline steps, then packets leaving links (which may
         // enter zero-delay links and leave at once), then host timers; repeated
         // until nothing else is due now.
         var busy = true
+        var rounds = 0
         while busy {
             busy = false
-            for l in links.indices {
-                for d in 0..<2 where links[l].directions[d].nextStepTime <= now {
+            rounds += 1
+            // Every round moves a packet or a timer forward; a million rounds at one
+            // instant means a host keeps asking to run now without doing anything.
+            precondition(rounds < 1_000_000, "the network makes no progress at \(now): a host's nextDeadline never passes now")
+            for x in directionNext.indices where directionNext[x] <= now {
+                let (l, d) = (x / 2, x % 2)
+                if links[l].directions[d].nextStepTime <= now {
                     applySteps(link: l, direction: d)
                     busy = true
                 }
             }
-            for l in links.indices {
-                for d in 0..<2 where links[l].directions[d].pipeline.nextEventTime <= now {
-                    busy = true
-                    while let p = links[l].directions[d].pipeline.dequeue(now: now) {
-                        links[l].directions[d].counters.delivered += 1
-                        links[l].directions[d].counters.bytesDelivered += p.byteCount
-                        let end = links[l].ends[1 - d]
-                        arrive(p, at: end.node, interface: end.interface)
-                    }
-                    logDrops(link: l, direction: d)
+            for x in directionNext.indices where directionNext[x] <= now {
+                let (l, d) = (x / 2, x % 2)
+                busy = true
+                let end = links[l].ends[1 - d]
+                while let p = links[l].directions[d].pipeline.dequeue(now: now) {
+                    links[l].directions[d].counters.delivered += 1
+                    links[l].directions[d].counters.bytesDelivered += p.byteCount
+                    arrive(p, at: end.node, interface: end.interface)
                 }
+                logDrops(link: l, direction: d)
             }
             for n in nodes.indices where (nodes[n].host?.nextDeadline ?? .distantFuture) <= now {
                 busy = true
@@ -331,6 +358,7 @@ public struct Network {
         }
         links[l].directions[d].schedules.removeAll { $0.isFinished }
         logDrops(link: l, direction: d)
+        refresh(l, d)
         if links[l].directions[d].pipeline.carrier != before { updateCarrier(link: l) }
     }
 
@@ -347,7 +375,10 @@ public struct Network {
         }
     }
 
+    /// Logs what a direction dropped, and notes when it next has work (called
+    /// after every call into a pipeline).
     mutating func logDrops(link l: Int, direction d: Int) {
+        refresh(l, d)
         let drops = links[l].directions[d].pipeline.drainDrops()
         for drop in drops {
             links[l].directions[d].counters.dropped[drop.reason, default: 0] += 1
@@ -384,7 +415,7 @@ public struct Network {
     }
 
     mutating func arrive(_ t: Transit, at n: Int, interface i: Int) {
-        if nodes[n].host != nil {
+        if !nodes[n].isRouter {
             guard nodes[n].interfaces.contains(where: { $0.address == t.packet.destination }) else {
                 eventLog.record(now, "drop \(nodes[n].name) if\(i) #\(t.id) not-for-host")
                 return
@@ -392,11 +423,6 @@ public struct Network {
             eventLog.record(now, "recv \(nodes[n].name) if\(i) #\(t.id)")
             nodes[n].host!.receive(t.packet, on: i, now: now)
             collectOutgoing(from: n)
-            return
-        }
-        if nodes[n].isHostSlot {
-            // The host is lent out through `withHost`; nothing arrives meanwhile.
-            eventLog.record(now, "drop \(nodes[n].name) if\(i) #\(t.id) host-busy")
             return
         }
         var forwarded = t
@@ -449,7 +475,7 @@ public struct Network {
                 while head < queue.count {
                     let x = queue[head]; head += 1
                     // Only routers pass packets on.
-                    if nodes[x].host != nil || nodes[x].isHostSlot { continue }
+                    if !nodes[x].isRouter { continue }
                     for (i, iface) in nodes[x].interfaces.enumerated() {
                         let l = links[iface.link]
                         let other = l.ends[1 - iface.side.rawValue]

@@ -19,6 +19,30 @@ import Core
 ///
 /// A host may be a struct (the network keeps it and hands it back through
 /// `Network.withHost`) or a class.
+///
+/// An adapter for a pure TCP endpoint looks like this (names illustrative):
+/// ```
+/// struct TCPHost: SimulatedHost {
+///     var connection: TCPConnection          // handle(segment, now) -> actions
+///     let local: NodeAddress, remote: NodeAddress
+///     var outbox: [SimulatedPacket] = []
+///     mutating func receive(_ p: SimulatedPacket, on interface: Int, now: Instant) {
+///         guard case .tcp(let segment) = p.payload else { return }
+///         perform(connection.handle(segment, now: now))
+///     }
+///     mutating func takeOutgoing(now: Instant) -> [SimulatedPacket] {
+///         defer { outbox = [] }
+///         return outbox
+///     }
+///     var nextDeadline: Instant { connection.nextDeadline }
+///     mutating func advance(now: Instant) { perform(connection.advance(now: now)) }
+///     mutating func perform(_ actions: [Action]) {
+///         for case .send(let s) in actions { outbox.append(.tcp(s, from: local, to: remote)) }
+///     }
+/// }
+/// ```
+/// An application writes through `Network.withHost(id, as: TCPHost.self) { $0.connection.send(bytes) }`,
+/// after which the network collects what the host then wants to send.
 public protocol SimulatedHost {
     mutating func receive(_ packet: SimulatedPacket, on interface: Int, now: Instant)
     /// Packets to send now, in order. Called often; return `[]` when there are none.

@@ -1,11 +1,12 @@
 import ArgumentParser
 
-/// `wayside bench`: benchmarks that print tables of figures. Each area adds
-/// its own subcommand; speed goals live here, never in unit tests.
+/// `wayside bench`: benchmarks that print tables. Each area adds its own
+/// subcommand here; with none named, every benchmark runs.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Run benchmarks and print their figures as tables.",
-        subcommands: [BenchTCPCommand.self]
+        abstract: "Run benchmarks and print their tables.",
+        subcommands: [WireBenchCommand.self, BenchTCPCommand.self],
+        defaultSubcommand: WireBenchCommand.self
     )
 }

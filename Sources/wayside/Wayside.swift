@@ -13,9 +13,15 @@ struct Wayside: ParsableCommand {
         """,
         version: WaysideVersion.string,
         subcommands: [
+            RouteCommand.self,
             DecodeCommand.self,
+            PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
+            TestbedBenchCommand.self,
+            AnalyzeCommand.self,
+            NodeCommand.self,
             SimulateTCPCommand.self,
             BenchCommand.self,
+            BenchLinksCommand.self,
         ]
     )
 }

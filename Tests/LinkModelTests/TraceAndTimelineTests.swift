@@ -157,3 +157,53 @@ import Testing
         #expect(!link.pipeline.isCovered)
     }
 }
+
+@Suite struct ContainerTests {
+    @Test func fifoKeepsOrderAcrossWrapAndGrowth() {
+        var f = PacketFIFO<Int>()
+        var expected: [Int] = []
+        var next = 0
+        var r = SeededRandom(seed: 1, stream: "fifo")
+        for _ in 0..<10_000 {
+            if r.chance(0.55) { f.append(next); expected.append(next); next += 1 }
+            else if !expected.isEmpty { #expect(f.removeFirst() == expected.removeFirst()) }
+            #expect(f.count == expected.count)
+            #expect(f.first == expected.first)
+            #expect(f.last == expected.last)
+        }
+        #expect(f.elements == expected)
+    }
+
+    @Test func timeOrderedQueueBreaksTiesByInsertionOrder() {
+        var q = TimeOrderedQueue<Int>()
+        var r = SeededRandom(seed: 2, stream: "heap")
+        var inserted: [(Instant, Int)] = []
+        for i in 0..<2000 {
+            let t = Instant.ms(Int(r.next() % 50))
+            q.insert(i, at: t)
+            inserted.append((t, i))
+        }
+        var out: [(Instant, Int)] = []
+        while let e = q.removeFirst() { out.append((e.time, e.element)) }
+        let expected = inserted.enumerated().sorted { a, b in a.element.0 != b.element.0 ? a.element.0 < b.element.0 : a.offset < b.offset }.map(\.element)
+        #expect(out.map(\.1) == expected.map(\.1))
+    }
+}
+
+@Suite struct TraceParserRobustnessTests {
+    @Test func arbitraryTextNeverTraps() {
+        var r = SeededRandom(seed: 99, stream: "fuzz")
+        let alphabet = Array("0123456789 \t\r\n-+.eE,x\u{0}é").map(String.init)
+        var accepted = 0
+        for _ in 0..<3000 {
+            let length = Int(r.next() % 40)
+            let text = (0..<length).map { _ in alphabet[Int(r.next() % UInt64(alphabet.count))] }.joined()
+            if let trace = try? MahimahiTrace.parse(text) {
+                accepted += 1
+                #expect(!trace.opportunities.isEmpty)
+                #expect(zip(trace.opportunities, trace.opportunities.dropFirst()).allSatisfy { $0 <= $1 })
+            }
+        }
+        #expect(accepted > 0)
+    }
+}

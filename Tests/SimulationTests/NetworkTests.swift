@@ -256,3 +256,47 @@ let server = NodeAddress(198, 18, 9, 1)
         #expect(throws: SimulationError.addressInUse(vehicleA)) { try net.connect(a, vehicleA, b, vehicleB, name: "second") }
     }
 }
+
+@Suite struct SimulationStaticRouteTests {
+    /// A router with two exits: a static /24 route sends one prefix the long way.
+    @Test func aStaticRouteBeatsTheComputedOne() throws {
+        var net = Network(seed: 1)
+        let a = try net.addHost("a", ScriptedHost(script: [(.ms(0), raw(vehicleA, server, number: 1))]))
+        let r = try net.addRouter("r")
+        let detour = try net.addRouter("detour")
+        let s = try net.addHost("s", ScriptedHost())
+        try net.connect(a, vehicleA, r, nil)
+        try net.connect(r, nil, s, server, parameters: LinkParameters(delay: .milliseconds(1)))        // r if1
+        try net.connect(r, nil, detour, nil, parameters: LinkParameters(delay: .milliseconds(20)))     // r if2
+        try net.connect(detour, nil, s, NodeAddress(198, 18, 9, 2), parameters: LinkParameters(delay: .milliseconds(20)))
+        net.addRoute(at: r, to: NodeAddress(198, 18, 9, 0), length: 24, interface: 2)
+        net.addRoute(at: detour, to: NodeAddress(198, 18, 9, 0), length: 24, interface: 1)
+        net.runUntilIdle()
+        let got = try #require(net.host(s, as: ScriptedHost.self)).received
+        #expect(got.map(\.at) == [.ms(40)])
+        #expect(got.map(\.interface) == [1])
+    }
+}
+
+@Suite struct SimulationTimelineRampTests {
+    @Test func aRampMovesTheLinkInStepsAtTheirTimes() throws {
+        var net = Network(seed: 1)
+        let a = try net.addHost("a", PacketSink())
+        let b = try net.addHost("b", PacketSink())
+        let link = try net.connect(a, vehicleA, b, server, name: "radio",
+                                   parameters: LinkParameters(delay: .milliseconds(10), rate: .mbit(10)))
+        try net.apply(CoverageTimeline(events: [
+            TimelineEvent(at: .seconds(1), link: "radio", direction: .bToA,
+                          change: .ramp(LinkParameters(delay: .milliseconds(50), rate: .mbit(2)), over: .milliseconds(400))),
+        ], duration: .seconds(2)), rampStep: .milliseconds(100))
+        net.run(until: .ms(1250))
+        #expect(net.parameters(link, .bToA) == LinkParameters(delay: .milliseconds(30), rate: .mbit(6)))
+        #expect(net.parameters(link, .aToB) == LinkParameters(delay: .milliseconds(10), rate: .mbit(10)))
+        net.runUntilIdle()
+        #expect(net.parameters(link, .bToA) == LinkParameters(delay: .milliseconds(50), rate: .mbit(2)))
+        let steps = net.eventLog.lines.filter { $0.contains(" step radio b-to-a set ") }
+        #expect(steps.count == 5)
+        #expect(steps.first == "1.000000000 step radio b-to-a set delay=10ms rate=10mbit")
+        #expect(steps.last == "1.400000000 step radio b-to-a set delay=50ms rate=2mbit")
+    }
+}

@@ -171,7 +171,7 @@ struct ChecksumTests {
     }
 
     @Test func dssChecksumFromKernelCapture() throws {
-        // Frame 16 of the sample: a 2504-byte mapping carried in one segment.
+        // From a Linux 6.18 capture: a 2504-byte mapping carried in one segment.
         // The payload is 2504 bytes of "x" (the test client's data).
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 2504)
         let dsn: UInt64 = 14_682_780_779_556_914_332

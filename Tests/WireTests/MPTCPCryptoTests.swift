@@ -2,7 +2,7 @@ import Testing
 @testable import Wire
 
 /// Vectors computed independently with Python's hashlib/hmac, and matching
-/// what Linux 6.18 put on the wire in samples/kernel-mptcp-two-paths.pcap.
+/// what Linux 6.18 put on the wire in a capture of the interop test setup.
 @Suite("MPTCP crypto (RFC 8684 §3.1, §3.2, §3.4.1)")
 struct MPTCPCryptoTests {
     static let keyA: UInt64 = 0x72F3_963C_C6BE_999F // client

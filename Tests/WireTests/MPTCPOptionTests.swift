@@ -7,7 +7,7 @@ struct MPTCPOptionTests {
     static let serverKey: UInt64 = 0xDD2B_93D2_1DC0_01AC
 
     /// (option, bytes) pairs. The first ones are byte for byte what Linux
-    /// 6.18 sent in samples/kernel-mptcp-two-paths.pcap; the rest cover the
+    /// 6.18 sent in a capture of the interop test setup; the rest cover the
     /// forms Linux did not send there.
     static let table: [(MPTCPOption, String)] = [
         (.capable(MPCapable(version: 1, flags: 0x01)), "1e04 0101"),

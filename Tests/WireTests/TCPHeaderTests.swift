@@ -3,7 +3,7 @@ import Testing
 
 @Suite("TCP header and options")
 struct TCPHeaderTests {
-    // A SYN from the kernel capture in samples/: MSS, SACK-permitted,
+    // A SYN Linux 6.18 sent in the interop setup: MSS, SACK-permitted,
     // timestamps, NOP, window scale and MP_CAPABLE, 44-byte header.
     static let synBytes = hexBytes("""
         c8ac 1388 ae6b 2605 0000 0000 b002 faf0 0000 0000

@@ -1,1 +1,0 @@
-// Module Config: YAML decoding with located errors (issue 6).

@@ -1,1 +1,0 @@
-// Module Testbed: topologies, plans, build and teardown (issue 6).

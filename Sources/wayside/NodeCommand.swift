@@ -1,0 +1,169 @@
+import Analysis
+import ArgumentParser
+import Core
+import Foundation
+import Traffic
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `wayside node`: one traffic application on one node, over kernel sockets
+/// (the Swift stack joins when its runtime lands), logging docs/LOGS.md events.
+/// Run it inside the node's namespace (`ip netns exec NS wayside node ...`).
+struct NodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run one traffic application on this node and log its events.",
+        discussion: """
+        Senders (bulk, cbr, rr) connect to --connect; receivers (sink, echo) accept one \
+        connection on --listen. SIGINT or SIGTERM ends the application cleanly: a sender \
+        closes its side (FIN, or DATA_FIN over MPTCP), and the log is flushed.
+        Example: wayside node --app cbr --rate 1000 --size 1024 --connect 198.18.0.1:5000 \
+        --socket kernel-mptcp --log car.jsonl
+        """
+    )
+
+    @Option(help: ArgumentHelp("bulk, cbr, rr, sink or echo.", valueName: "APP"))
+    var app: String
+
+    @Option(help: ArgumentHelp("kernel-mptcp or kernel-tcp.", valueName: "KIND"))
+    var socket: String = "kernel-mptcp"
+
+    @Option(help: ArgumentHelp("Server address to connect to (senders).", valueName: "ADDR:PORT"))
+    var connect: String?
+
+    @Option(help: ArgumentHelp("Address to accept one connection on (sink, echo).", valueName: "ADDR:PORT"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Local address for the first subflow (senders).", valueName: "ADDR:PORT"))
+    var bind: String?
+
+    @Option(help: "Messages per second (cbr; rr paces requests at this rate, 0 = back to back).")
+    var rate: Int = 1000
+
+    @Option(help: ArgumentHelp("Message size, header (24 B) included (cbr, rr).", valueName: "SIZE"))
+    var size: String = "1024"
+
+    @Option(help: ArgumentHelp("How long a sender sends; default until SIGINT/SIGTERM.", valueName: "DURATION"))
+    var duration: String?
+
+    @Option(help: ArgumentHelp("Connection label, the same at both ends.", valueName: "LABEL"))
+    var conn: String = "flow0"
+
+    @Option(help: ArgumentHelp("This node's name in the logs.", valueName: "NAME"))
+    var node: String = "node"
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("Run id recorded in the log header.", valueName: "ID"))
+    var runID: String = ""
+
+    @Option(help: ArgumentHelp("CLOCK_MONOTONIC nanoseconds of the run's start; default: now.", valueName: "NS"))
+    var epoch: Int64?
+
+    @Option(help: ArgumentHelp("Event log to write (JSON lines).", valueName: "FILE"))
+    var log: String
+
+    @Option(name: .customLong("path"), help: ArgumentHelp("Name the path of subflows using this address: ADDR=LINK; repeatable.", valueName: "ADDR=LINK"))
+    var paths: [String] = []
+
+    @Option(help: ArgumentHelp("How long a sender retries connecting.", valueName: "DURATION"))
+    var connectTimeout: String = "10s"
+
+    @Option(name: .customLong("attribute"), help: ArgumentHelp("KEY=VALUE recorded in the log header; repeatable.", valueName: "KEY=VALUE"))
+    var attributes: [String] = []
+
+    func parsed() throws -> TrafficConfiguration {
+        guard let kind = AppKind(rawValue: app) else {
+            throw ValidationError("--app: '\(app)' is not one of \(AppKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let socketKind = SocketKind(rawValue: socket) else {
+            throw ValidationError("--socket: '\(socket)' is not one of \(SocketKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                                  + (socket == "swift" ? " (the Swift stack's runtime is not built yet)" : ""))
+        }
+        let addressText: String
+        let flag: String
+        if kind.sends {
+            guard let connect else { throw ValidationError("--app \(app) sends: give --connect ADDR:PORT") }
+            guard listen == nil else { throw ValidationError("--listen is for sink and echo, not --app \(app)") }
+            addressText = connect; flag = "--connect"
+        } else {
+            guard let listen else { throw ValidationError("--app \(app) receives: give --listen ADDR:PORT") }
+            guard connect == nil, bind == nil else { throw ValidationError("--connect and --bind are for senders, not --app \(app)") }
+            addressText = listen; flag = "--listen"
+        }
+        func address(_ flag: String, _ text: String) throws -> SocketAddress {
+            do { return try SocketAddress.parse(text) } catch { throw ValidationError("\(flag): \(error)") }
+        }
+        func interval(_ flag: String, _ text: String) throws -> Interval {
+            do throws(QuantityError) {
+                let d = try Quantity.nonNegativeInterval(text)
+                guard d > .zero else { throw QuantityError(text: text, expected: "a positive duration") }
+                return d
+            } catch { throw ValidationError("\(flag): \(error.description)") }
+        }
+        let sizeBytes: Int
+        do throws(QuantityError) { sizeBytes = try ByteSize.parse(size) } catch { throw ValidationError("--size: \(error.description)") }
+        guard (MessageFraming.headerSize...MessageFraming.maximumSize).contains(sizeBytes) else {
+            throw ValidationError("--size: \(size) is outside \(MessageFraming.headerSize) B ... 16 MiB")
+        }
+        guard rate >= 0, rate <= 1_000_000, kind != .cbr || rate > 0 else {
+            throw ValidationError("--rate: \(rate) messages per second is outside \(kind == .cbr ? 1 : 0) ... 1000000")
+        }
+        var pathMap: [String: String] = [:]
+        for p in paths {
+            let parts = p.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, SocketAddress.isIPv4(parts[0]), !parts[1].isEmpty else {
+                throw ValidationError("--path: cannot read '\(p)': expected ADDR=LINK, e.g. 198.18.1.2=car-rsu1")
+            }
+            pathMap[parts[0]] = parts[1]
+        }
+        return TrafficConfiguration(
+            app: kind, socket: socketKind, address: try address(flag, addressText),
+            bind: try bind.map { try address("--bind", $0 + ($0.contains(":") ? "" : ":0")) }, rate: rate, size: sizeBytes,
+            duration: try duration.map { try interval("--duration", $0) }, conn: conn, paths: pathMap,
+            connectTimeout: try interval("--connect-timeout", connectTimeout))
+    }
+
+    func validate() throws {
+        _ = try parsed()
+        for a in attributes where !a.contains("=") {
+            throw ValidationError("--attribute: cannot read '\(a)': expected KEY=VALUE")
+        }
+    }
+
+    func run() throws {
+        let configuration = try parsed()
+        // Signals go to one thread that asks the application to stop; every other thread has them blocked.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        var attrs: [String: String] = ["app": app, "node_role": configuration.app.sends ? "client" : "server"]
+        for a in attributes {
+            let kv = a.split(separator: "=", maxSplits: 1).map(String.init)
+            attrs[kv[0]] = kv.count > 1 ? kv[1] : ""
+        }
+        let clock = RunClock(epoch: epoch ?? RunClock.monotonicNanoseconds())
+        let writer: EventLogWriter
+        do {
+            writer = try EventLogWriter(path: log, source: .node(node), clock: clock, run: runID, stack: socket, attributes: attrs)
+        } catch { throw ValidationError("--log: \(error)") }
+        defer { writer.close() }
+        let trafficApp = TrafficApp(configuration: configuration, log: writer)
+        let blocked = set
+        let waiter = Thread {
+            var s = blocked
+            var received: Int32 = 0
+            sigwait(&s, &received)
+            trafficApp.stop()
+        }
+        waiter.start()
+        do { try trafficApp.run() } catch {
+            writer.flush()
+            FileHandle.standardError.write(Data("wayside node: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
