@@ -11,6 +11,8 @@ public enum TCPOption: Hashable, Sendable {
     case sack([SACKBlock])
     /// RFC 7323 §3: TSval, TSecr.
     case timestamps(value: UInt32, echoReply: UInt32)
+    /// Multipath TCP, kind 30 (RFC 8684 §3), one case per subtype.
+    case mptcp(MPTCPOption)
     /// Any other kind, with its data (the bytes after kind and length).
     case unknown(kind: UInt8, data: [UInt8])
 }
