@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),
-        .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core"]),
+        .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core", "Testbed", "wayside"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
     ],

@@ -1,1 +1,0 @@
-// Module Mobility: drives to coverage timelines (issue 7).
