@@ -52,11 +52,17 @@ let package = Package(
         // Vehicle trajectories, roadside-unit radio models, importers -> coverage timelines.
         .target(name: "Mobility", dependencies: ["Core", "Config"]),
 
+        // Kernel interfaces of the userspace emulator: AF_PACKET, epoll, timerfd, ethtool.
+        .target(name: "CEmulator"),
+
+        // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
+        .target(name: "Emulator", dependencies: ["CEmulator", "Core", "LinkModel", "Netlink", "Testbed"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
             dependencies: [
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink", "Emulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,6 +76,7 @@ let package = Package(
         .testTarget(name: "MobilityTests", dependencies: ["Mobility", "Config", "Core", "Testbed", "wayside"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Core"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
+        .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]
 )
