@@ -162,6 +162,11 @@ void ws_drain(int fd) {
     (void)read(fd, &value, sizeof value);
 }
 
+void ws_sleep_until(int64_t at_ns) {
+    struct timespec ts = { at_ns / 1000000000, at_ns % 1000000000 };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
 int ws_event_create(void) {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return fd < 0 ? -errno : fd;

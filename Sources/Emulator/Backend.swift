@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Which emulator carries the links (`--emulator`).
@@ -61,3 +62,17 @@ public struct NetemSupport: Sendable {
                             reason: "not loaded, not built in, and no module under \(modules)")
     }
 }
+
+/// What `wayside emulate` and the tests drive, whichever backend carries the links.
+public protocol LinkEmulator: AnyObject {
+    var links: [EmulatedLink] { get }
+    /// Time zero of the timeline (CLOCK_MONOTONIC).
+    var origin: Instant { get }
+    /// Every timeline step applied so far, with when it was due and when it took effect.
+    var appliedChanges: [AppliedChange] { get }
+    func start(origin: Instant?) throws
+    func stop()
+}
+
+extension UserspaceEmulator: LinkEmulator {}
+extension NetemEmulator: LinkEmulator {}

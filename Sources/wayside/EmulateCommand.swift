@@ -57,9 +57,6 @@ struct EmulateCommand: ParsableCommand {
         let choice: BackendChoice
         do { choice = try BackendChoice.resolve(emulator) } catch { throw fail("\(error)") }
         print("emulator: \(choice.explanation)")
-        guard choice.backend == .userspace else {
-            throw fail("--emulator netem: the netem backend is not part of this build yet; use --emulator userspace")
-        }
         guard getuid() == 0 else { throw fail("emulating links needs root") }
         let record = try findRun(topology: topo)
         guard let runID = RunID(record.runID) else { throw fail("run record '\(record.runID)' has a malformed run id") }
@@ -82,14 +79,23 @@ struct EmulateCommand: ParsableCommand {
         let writer = logFile.map { LogWriter($0) }
 
         let timeline = loaded.coverage.timeline
-        let emulator = UserspaceEmulator(links: links, timeline: timeline, seed: loaded.route.seed,
-                                         eventLog: writer.map { w in { w.write($0) } })
-        do { try emulator.start() } catch { throw fail("\(error)") }
+        let emulator: LinkEmulator
+        let userspace: UserspaceEmulator?
+        if choice.backend == .netem {
+            emulator = NetemEmulator(links: links, timeline: timeline)
+            userspace = nil
+        } else {
+            let u = UserspaceEmulator(links: links, timeline: timeline, seed: loaded.route.seed,
+                                      eventLog: writer.map { w in { w.write($0) } })
+            emulator = u
+            userspace = u
+        }
+        do { try emulator.start(origin: nil) } catch { throw fail("\(error)") }
         let stop = DispatchSemaphore(value: 0)
         let signals = TerminationSignals { stop.signal() }
         defer { signals.restore() }
         let end = limit ?? timeline.duration
-        print("run \(runID): \(links.count) emulated links, \(timeline.events.count) timeline events over \(timeline.duration)\(emulator.realtime ? "" : " (no real-time priority: timing may suffer)")")
+        print("run \(runID): \(links.count) emulated links, \(timeline.events.count) timeline events over \(timeline.duration)\(userspace?.realtime == false ? " (no real-time priority: timing may suffer)" : "")")
         let startWall = DispatchTime.now()
         var shown = 0
         while true {
@@ -108,9 +114,9 @@ struct EmulateCommand: ParsableCommand {
         writer?.close()
         let late = emulator.appliedChanges.map(\.lateness.milliseconds)
         print(String(format: "%d changes applied, at most %.3f ms late", late.count, late.max() ?? 0))
-        for l in links {
+        for l in links where userspace != nil {
             for d in [LinkDirection.aToB, .bToA] {
-                let c = emulator.counters(link: l.name, direction: d)
+                let c = userspace!.counters(link: l.name, direction: d)
                 let drops = c.dropped.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
                 print("  \(l.name) \(d.rawValue): \(c.received) frames in, \(c.sent) out\(drops.isEmpty ? "" : ", dropped: " + drops)")
             }

@@ -13,12 +13,14 @@ func uniqueRunID() -> RunID { RunID("e" + RunID.random().value)! }
 final class EmulatedPair {
     let plan: TestbedPlan
     let testbed: TestbedNetwork
-    let emulator: UserspaceEmulator
+    let emulator: LinkEmulator
+    var userspace: UserspaceEmulator { emulator as! UserspaceEmulator }
     let registry: RunRegistry
     let a: Probe.Endpoint
     let b: Probe.Endpoint
 
-    init(link: String, timeline: [TimelineEvent] = [], duration: Interval = .seconds(10)) throws {
+    init(link: String, timeline: [TimelineEvent] = [], duration: Interval = .seconds(10),
+         backend: EmulatorBackend = .userspace) throws {
         let yaml = """
         nodes:
           a: {role: host}
@@ -35,8 +37,10 @@ final class EmulatedPair {
         let l = plan.links[0]
         a = Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address)
         b = Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address)
-        emulator = UserspaceEmulator(links: plan.emulatedLinks, timeline: CoverageTimeline(events: timeline, duration: duration), seed: 7)
-        do { try emulator.start() } catch { try? testbed.teardown(); throw error }
+        let t = CoverageTimeline(events: timeline, duration: duration)
+        emulator = backend == .netem ? NetemEmulator(links: plan.emulatedLinks, timeline: t)
+            : UserspaceEmulator(links: plan.emulatedLinks, timeline: t, seed: 7)
+        do { try emulator.start(origin: nil) } catch { try? testbed.teardown(); throw error }
     }
 
     func close() {
@@ -77,7 +81,7 @@ struct UserspaceEmulatorRootTests {
         let run = try Probe.datagrams(from: pair.a, to: pair.b, port: 5001, count: 4000, interval: .microseconds(500))
         let errors = run.received.map { abs($0.oneWay.milliseconds - 20) }
         let p50 = percentile(errors, 0.5), p99 = percentile(errors, 0.99)
-        print("delay 20ms: \(run.received.count)/\(run.sent) received, |error| p50 \(p50) ms, p99 \(p99) ms, max \(errors.max() ?? .nan) ms; realtime \(pair.emulator.realtime)")
+        print("delay 20ms: \(run.received.count)/\(run.sent) received, |error| p50 \(p50) ms, p99 \(p99) ms, max \(errors.max() ?? .nan) ms; realtime \(pair.userspace.realtime)")
         #expect(run.received.count == run.sent)
         #expect(p99 <= 0.5, "p99 one-way delay error \(p99) ms")
         // Never early: the emulator holds each frame at least the configured delay.
@@ -89,9 +93,9 @@ struct UserspaceEmulatorRootTests {
         let pair = try EmulatedPair(link: "rate: \(megabits)mbit")
         defer { pair.close() }
         try pair.warmUp()
-        let before = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let before = pair.userspace.counters(link: "a-b", direction: .aToB)
         let progress = try Probe.bulk(from: pair.a, to: pair.b, port: 5002, duration: .seconds(4))
-        let after = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let after = pair.userspace.counters(link: "a-b", direction: .aToB)
         let measured = try #require(frameRate(progress, from: .seconds(1), to: .milliseconds(3900)))
         let configured = Double(megabits) * 1e6
         print("rate \(megabits)mbit: TCP goodput as frames \(measured / 1e6) Mbit/s (\((measured / configured - 1) * 100)%), emulator sent \(after.sent - before.sent) frames, dropped \(after.dropped)")
@@ -111,7 +115,7 @@ struct UserspaceEmulatorRootTests {
         let lost = Double(run.sent - run.received.count)
         // Binomial(4000, 0.05): mean 200, sd 13.8; 4.5 sd either side.
         let mean = Double(run.sent) * 0.05, sd = (Double(run.sent) * 0.05 * 0.95).squareRoot()
-        let counters = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let counters = pair.userspace.counters(link: "a-b", direction: .aToB)
         print("loss 5%: \(Int(lost)) of \(run.sent) lost (expected \(mean) ± \(sd)); emulator drops \(counters.dropped)")
         #expect(run.sent == n)
         #expect(abs(lost - mean) <= 4.5 * sd)

@@ -47,6 +47,9 @@ int ws_timer_arm(int fd, int64_t at_ns);
 /// Reads the expiry count so the descriptor stops being readable.
 void ws_drain(int fd);
 
+/// Sleeps until the absolute CLOCK_MONOTONIC time `at_ns`.
+void ws_sleep_until(int64_t at_ns);
+
 int ws_event_create(void);
 void ws_event_signal(int fd);
 
