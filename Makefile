@@ -28,6 +28,7 @@ test-netem: test-deps
 
 bench: test-deps build
 	$(BIN) bench
+	$(BIN) bench-emulator
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -16,7 +16,7 @@ struct Wayside: ParsableCommand {
             RouteCommand.self,
             DecodeCommand.self,
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
-            EmulateCommand.self,
+            EmulateCommand.self, EmulatorBenchCommand.self,
         ]
     )
 }

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Core
+import Emulator
+import Foundation
+import Testbed
+
+/// `wayside bench-emulator`: how fast and how precisely the userspace
+/// emulator forwards on one link between two namespaces, driven by kernel UDP.
+struct EmulatorBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-emulator",
+        abstract: "Benchmark the userspace link emulator: forwarding rate and delay error on one link.",
+        discussion: "Needs root. Builds two hosts joined by one emulated link (run id prefix 'b'), and removes them afterwards.")
+
+    @Option(help: "Datagrams per measurement.")
+    var count = 100_000
+
+    func run() throws {
+        guard getuid() == 0 else { throw fail("the emulator benchmark builds namespaces and needs root") }
+        print("userspace emulator, one link, kernel UDP from a to b (the sender and receiver are single threads)")
+        print("measurement                       | offered pps | forwarded pps | Gbit/s (frames) | delay error p50 | p99")
+        print("----------------------------------|-------------|---------------|-----------------|-----------------|------")
+        var maxPPS: [Int: Double] = [:]
+        for size in [64, 1472] {
+            let r = try measure(link: "", size: size, count: count, interval: .zero)
+            maxPPS[size] = r.forwarded
+            row("max rate, \(size)-byte UDP payload", r)
+        }
+        for share in [0.5, 0.9] {
+            let pps = maxPPS[1472]! * share
+            let interval = Interval(nanoseconds: Int64(1e9 / pps))
+            let r = try measure(link: "delay: 20ms", size: 1472, count: min(count, Int(pps * 3)), interval: interval, expected: .milliseconds(20))
+            row("delay 20ms at \(Int(share * 100))% of max (1472 B)", r)
+        }
+    }
+
+    struct Result { var offered: Double; var forwarded: Double; var gbps: Double; var p50: Double?; var p99: Double? }
+
+    func row(_ name: String, _ r: Result) {
+        func ms(_ v: Double?) -> String { v.map { String(format: "%.3f ms", $0) } ?? "—" }
+        print(name.padding(toLength: 34, withPad: " ", startingAt: 0) + "| "
+              + String(format: "%11.0f | %13.0f | %15.3f | ", r.offered, r.forwarded, r.gbps)
+              + ms(r.p50).padding(toLength: 15, withPad: " ", startingAt: 0) + " | " + ms(r.p99))
+    }
+
+    func measure(link: String, size: Int, count: Int, interval: Interval, expected: Interval? = nil) throws -> Result {
+        let yaml = """
+        nodes:
+          a: {role: host}
+          b: {role: host}
+        links:
+          - {endpoints: [a, b], emulate: true\(link.isEmpty ? "" : ", " + link)}
+        """
+        let topology = try Topology.parse(text: yaml, file: "bench-pair.yaml")
+        let plan = try TestbedPlan(topology: topology, runID: RunID("b" + RunID.random().value)!)
+        let testbed = try TestbedNetwork.build(plan)
+        defer { try? testbed.teardown() }
+        let emulator = UserspaceEmulator(links: plan.emulatedLinks)
+        try emulator.start()
+        defer { emulator.stop() }
+        let l = plan.links[0]
+        let a = Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address)
+        let b = Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address)
+        _ = try Probe.datagrams(from: a, to: b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+        let run = try Probe.datagrams(from: a, to: b, port: 7001, count: count, interval: interval, size: size)
+        let sent = run.sendTimes.filter { $0 != .distantFuture }
+        let offered = sent.count > 1 ? Double(sent.count - 1) / (sent.max()! - sent.min()!).seconds : 0
+        let arrivals = run.received.map { $0.sent + $0.oneWay }
+        let span = arrivals.count > 1 ? (arrivals.max()! - arrivals.min()!).seconds : 0
+        let pps = span > 0 ? Double(arrivals.count - 1) / span : 0
+        // Frames: UDP payload + 8 UDP + 20 IPv4 + 14 Ethernet.
+        let gbps = pps * Double(size + 42) * 8 / 1e9
+        var p50: Double?, p99: Double?
+        if let expected {
+            let errors = run.received.map { abs(($0.oneWay - expected).milliseconds) }.sorted()
+            if !errors.isEmpty {
+                p50 = errors[errors.count / 2]
+                p99 = errors[min(errors.count - 1, Int(Double(errors.count) * 0.99))]
+            }
+        }
+        return Result(offered: offered, forwarded: pps, gbps: gbps, p50: p50, p99: p99)
+    }
+}
