@@ -18,8 +18,9 @@ struct EmulatorBenchCommand: ParsableCommand {
     func run() throws {
         guard getuid() == 0 else { throw fail("the emulator benchmark builds namespaces and needs root") }
         print("userspace emulator, one link, kernel UDP from a to b (the sender and receiver are single threads)")
-        print("measurement                       | offered pps | forwarded pps | Gbit/s (frames) | delay error p50 | p99")
-        print("----------------------------------|-------------|---------------|-----------------|-----------------|------")
+        print("forwarded: frames the emulator sent on per second; received: datagrams the receiving socket got per second")
+        print("measurement                       | offered pps | forwarded pps | received pps | Gbit/s (forwarded frames) | delay error p50 | p99")
+        print("----------------------------------|-------------|---------------|--------------|---------------------------|-----------------|------")
         var maxPPS: [Int: Double] = [:]
         for size in [64, 1472] {
             let r = try measure(link: "", size: size, count: count, interval: .zero)
@@ -34,12 +35,14 @@ struct EmulatorBenchCommand: ParsableCommand {
         }
     }
 
-    struct Result { var offered: Double; var forwarded: Double; var gbps: Double; var p50: Double?; var p99: Double? }
+    struct Result { var offered: Double; var forwarded: Double; var received: Double; var gbps: Double; var p50: Double?; var p99: Double? }
+
+    final class ProbeResult: @unchecked Sendable { var run: Swift.Result<Probe.DatagramRun, Error>? }
 
     func row(_ name: String, _ r: Result) {
         func ms(_ v: Double?) -> String { v.map { String(format: "%.3f ms", $0) } ?? "—" }
         print(name.padding(toLength: 34, withPad: " ", startingAt: 0) + "| "
-              + String(format: "%11.0f | %13.0f | %15.3f | ", r.offered, r.forwarded, r.gbps)
+              + String(format: "%11.0f | %13.0f | %12.0f | %25.3f | ", r.offered, r.forwarded, r.received, r.gbps)
               + ms(r.p50).padding(toLength: 15, withPad: " ", startingAt: 0) + " | " + ms(r.p99))
     }
 
@@ -62,12 +65,29 @@ struct EmulatorBenchCommand: ParsableCommand {
         let a = Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address)
         let b = Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address)
         _ = try Probe.datagrams(from: a, to: b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
-        let run = try Probe.datagrams(from: a, to: b, port: 7001, count: count, interval: interval, size: size)
+        // The emulator's own output rate, from its counters while the probe
+        // runs (the probe's receiver is a single thread and may fall behind).
+        let before = emulator.counters(link: l.name, direction: .aToB).sent
+        let start = UserspaceEmulator.now()
+        let result = ProbeResult()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            result.run = Swift.Result { try Probe.datagrams(from: a, to: b, port: 7001, count: count, interval: interval, size: size) }
+            done.signal()
+        }.start()
+        var last = (at: start, sent: before)
+        while done.wait(timeout: .now() + .milliseconds(2)) == .timedOut {
+            let c = emulator.counters(link: l.name, direction: .aToB).sent
+            if c != last.sent { last = (UserspaceEmulator.now(), c) }
+        }
+        let run = try result.run!.get()
+        let emulatorPPS = last.at > start ? Double(last.sent - before) / (last.at - start).seconds : 0
         let sent = run.sendTimes.filter { $0 != .distantFuture }
         let offered = sent.count > 1 ? Double(sent.count - 1) / (sent.max()! - sent.min()!).seconds : 0
         let arrivals = run.received.map { $0.sent + $0.oneWay }
         let span = arrivals.count > 1 ? (arrivals.max()! - arrivals.min()!).seconds : 0
-        let pps = span > 0 ? Double(arrivals.count - 1) / span : 0
+        let received = span > 0 ? Double(arrivals.count - 1) / span : 0
+        let pps = emulatorPPS
         // Frames: UDP payload + 8 UDP + 20 IPv4 + 14 Ethernet.
         let gbps = pps * Double(size + 42) * 8 / 1e9
         var p50: Double?, p99: Double?
@@ -78,6 +98,6 @@ struct EmulatorBenchCommand: ParsableCommand {
                 p99 = errors[min(errors.count - 1, Int(Double(errors.count) * 0.99))]
             }
         }
-        return Result(offered: offered, forwarded: pps, gbps: gbps, p50: p50, p99: p99)
+        return Result(offered: offered, forwarded: pps, received: received, gbps: gbps, p50: p50, p99: p99)
     }
 }
