@@ -57,6 +57,9 @@ struct EmulateCommand: ParsableCommand {
         let choice: BackendChoice
         do { choice = try BackendChoice.resolve(emulator) } catch { throw fail("\(error)") }
         print("emulator: \(choice.explanation)")
+        if choice.backend == .netem, log != nil {
+            throw fail("--log: per-packet events come from the userspace backend only (the kernel's netem keeps none); add --emulator userspace")
+        }
         guard getuid() == 0 else { throw fail("emulating links needs root") }
         let record = try findRun(topology: topo)
         guard let runID = RunID(record.runID) else { throw fail("run record '\(record.runID)' has a malformed run id") }
