@@ -33,6 +33,57 @@ struct EmulatorBenchCommand: ParsableCommand {
             let r = try measure(link: "delay: 20ms", size: 1472, count: min(count, Int(pps * 3)), interval: interval, expected: .milliseconds(20))
             row("delay 20ms at \(Int(share * 100))% of max (1472 B)", r)
         }
+        print("")
+        print("rate accuracy, kernel TCP for 4 s (frame rate from goodput)")
+        print("configured | userspace emulator      | kernel tbf (same probe)")
+        print("-----------|-------------------------|------------------------")
+        for megabits in [10, 100] {
+            let u = try tcpRate(megabits: megabits, tbf: false), k = try tcpRate(megabits: megabits, tbf: true)
+            func cell(_ v: Double) -> String { String(format: "%8.3f Mbit/s (%+.2f%%)", v / 1e6, (v / (Double(megabits) * 1e6) - 1) * 100) }
+            print(String(format: "%5d mbit | ", megabits) + cell(u).padding(toLength: 25, withPad: " ", startingAt: 0) + "| " + cell(k))
+        }
+    }
+
+    /// TCP goodput over one link, as frame bits per second (1448-byte
+    /// segments in 1514-byte frames), between 1 s and 3.9 s of a 4 s transfer.
+    func tcpRate(megabits: Int, tbf: Bool) throws -> Double {
+        let yaml = """
+        nodes:
+          a: {role: host}
+          b: {role: host}
+        links:
+          - {endpoints: [a, b], emulate: \(!tbf)\(tbf ? "" : ", rate: \(megabits)mbit")}
+        """
+        let topology = try Topology.parse(text: yaml, file: "bench-rate.yaml")
+        let plan = try TestbedPlan(topology: topology, runID: RunID("b" + RunID.random().value)!)
+        let testbed = try TestbedNetwork.build(plan)
+        defer { try? testbed.teardown() }
+        let l = plan.links[0]
+        var emulator: UserspaceEmulator?
+        if tbf {
+            // The kernel's token bucket on a's side of a plain veth pair, with
+            // a bucket of 4 ms at the rate and about 1000 frames of queue (as the emulator's default).
+            let bucket = max(3028, megabits * 1_000_000 / 8 / 250)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/tc")
+            p.arguments = ["-n", l.a.namespace, "qdisc", "add", "dev", l.a.name, "root", "tbf", "rate", "\(megabits)mbit",
+                           "burst", "\(bucket)", "limit", "\(1000 * 1514)"]
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw fail("tc could not add a tbf qdisc") }
+        } else {
+            emulator = UserspaceEmulator(links: plan.emulatedLinks)
+            try emulator!.start()
+        }
+        defer { emulator?.stop() }
+        let a = Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address)
+        let b = Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address)
+        _ = try Probe.datagrams(from: a, to: b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+        let progress = try Probe.bulk(from: a, to: b, port: 7002, duration: .seconds(4))
+        guard let first = progress.first,
+              let s = progress.last(where: { $0.at <= first.at + .seconds(1) }),
+              let e = progress.last(where: { $0.at <= first.at + .milliseconds(3900) }), e.at > s.at else { return .nan }
+        return Double(e.bytes - s.bytes) * 8 * 1514 / 1448 / (e.at - s.at).seconds
     }
 
     struct Result { var offered: Double; var forwarded: Double; var received: Double; var gbps: Double; var p50: Double?; var p99: Double? }
