@@ -22,6 +22,7 @@ struct Wayside: ParsableCommand {
             SimulateTCPCommand.self,
             BenchCommand.self,
             BenchLinksCommand.self,
+            EmulateCommand.self, EmulatorBenchCommand.self,
         ]
     )
 }
