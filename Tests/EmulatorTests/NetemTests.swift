@@ -105,7 +105,8 @@ struct NetemGuestRootTests {
 
 enum NetemGuest {
     static var vng: String? {
-        ["/usr/local/bin/vng", "/usr/bin/vng"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        return (path + ["/usr/local/bin", "/usr/bin"]).map { $0 + "/vng" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
     /// The newest Debian kernel image with sch_netem among its modules.
     static var kernel: String? {

@@ -50,9 +50,14 @@ final class EmulatedPair {
     }
 
     /// A few datagrams so that ARP has resolved before measuring.
+    /// Until datagrams get through both ways (a slow guest kernel may take a while).
     func warmUp() throws {
-        _ = try Probe.datagrams(from: a, to: b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
-        _ = try Probe.datagrams(from: b, to: a, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+        for (from, to) in [(a, b), (b, a)] {
+            for _ in 0..<20 {
+                let run = try Probe.datagrams(from: from, to: to, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+                if !run.received.isEmpty { break }
+            }
+        }
     }
 }
 
