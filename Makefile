@@ -27,11 +27,11 @@ test-netem: test-deps
 	WAYSIDE_NETEM_GUEST=1 $(SWIFT) test --skip-build --filter NetemGuestRootTests
 
 bench: test-deps build
-	$(BIN) bench
-	$(BIN) bench-testbed
-	$(BIN) bench-links
+	$(BIN) bench wire
 	$(BIN) bench tcp
-	$(BIN) bench-emulator
+	$(BIN) bench links
+	$(BIN) bench testbed
+	$(BIN) bench emulator
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -37,7 +37,7 @@ let package = Package(
         // Pure link models shared by the simulator and the emulator backends.
         // Generic over the packet type: clients (the simulator, the emulator) need the
         // bodies to specialise them, or every queue operation goes through runtime
-        // generic metadata (10x slower, measured with `wayside bench-links`).
+        // generic metadata (10x slower, measured with `wayside bench links`).
         .target(name: "LinkModel", dependencies: ["Core"],
                 swiftSettings: [.unsafeFlags(["-cross-module-optimization"])]),
 

@@ -1,12 +1,16 @@
 import ArgumentParser
 
-/// `wayside bench`: benchmarks that print tables. Each area adds its own
-/// subcommand here; with none named, every benchmark runs.
+/// `wayside bench AREA`: benchmarks that print tables. Each area adds its own
+/// subcommand here; `make bench` runs them all. Speed figures live here, never
+/// in tests.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Run benchmarks and print their tables.",
-        subcommands: [WireBenchCommand.self, BenchTCPCommand.self],
+        abstract: "Run a benchmark and print its table (make bench runs every one).",
+        subcommands: [
+            WireBenchCommand.self, BenchTCPCommand.self, BenchLinksCommand.self,
+            TestbedBenchCommand.self, EmulatorBenchCommand.self,
+        ],
         defaultSubcommand: WireBenchCommand.self
     )
 }

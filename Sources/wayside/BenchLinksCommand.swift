@@ -3,12 +3,12 @@ import Core
 import LinkModel
 import Simulation
 
-/// `wayside bench-links`: how many packets per second each link model, and
+/// `wayside bench links`: how many packets per second each link model, and
 /// the simulator as a whole, can move on this machine. Figures, not
 /// assertions: speed never decides a test.
 struct BenchLinksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-links",
+        commandName: "links",
         abstract: "Measure the throughput of the link models and the simulator (packets per second).",
         discussion: """
         Each model gets a stream of 1500-byte packets in virtual time, driven as the \

@@ -4,11 +4,11 @@ import Emulator
 import Foundation
 import Testbed
 
-/// `wayside bench-emulator`: how fast and how precisely the userspace
+/// `wayside bench emulator`: how fast and how precisely the userspace
 /// emulator forwards on one link between two namespaces, driven by kernel UDP.
 struct EmulatorBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-emulator",
+        commandName: "emulator",
         abstract: "Benchmark the userspace link emulator: forwarding rate and delay error on one link.",
         discussion: "Needs root. Builds two hosts joined by one emulated link (run id prefix 'b'), and removes them afterwards.")
 

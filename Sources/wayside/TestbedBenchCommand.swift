@@ -8,7 +8,7 @@ import Testbed
 /// Mininet-style tools do), in the same run, on the same machine.
 struct TestbedBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-testbed",
+        commandName: "testbed",
         abstract: "Benchmark building and tearing down topologies of 10, 50 and 200 nodes: netlink vs ip commands.")
 
     @Option(parsing: .upToNextOption, help: "Topology sizes in nodes.")

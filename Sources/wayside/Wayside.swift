@@ -16,13 +16,11 @@ struct Wayside: ParsableCommand {
             RouteCommand.self,
             DecodeCommand.self,
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
-            TestbedBenchCommand.self,
             AnalyzeCommand.self,
             NodeCommand.self,
             SimulateTCPCommand.self,
             BenchCommand.self,
-            BenchLinksCommand.self,
-            EmulateCommand.self, EmulatorBenchCommand.self,
+            EmulateCommand.self,
         ]
     )
 }
