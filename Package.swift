@@ -29,7 +29,14 @@ let package = Package(
 
         // The Multipath TCP connection level (RFC 8684): data sequence, handshakes over
         // options, tokens, path managers, schedulers, coupled congestion control.
-        .target(name: "MPTCP", dependencies: ["Wire", "Core"]),
+        .target(name: "MPTCP", dependencies: ["Wire", "Core", "TCP"]),
+
+        // The TCP engine driven by the simulator: hosts, bulk transfers, scenarios and their figures.
+        .target(
+            name: "TCPSimulation",
+            dependencies: ["Core", "Wire", "TCP", "Simulation", "LinkModel",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
 
         // Pure link models shared by the simulator and the emulator backends.
         .target(name: "LinkModel", dependencies: ["Core"]),
@@ -50,14 +57,14 @@ let package = Package(
         .executableTarget(
             name: "wayside",
             dependencies: [
-                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility",
+                "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "TCPSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core"]),
+        .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core", "TCPSimulation", "Simulation"]),
         .testTarget(name: "MPTCPTests", dependencies: ["MPTCP", "Wire", "Core"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),

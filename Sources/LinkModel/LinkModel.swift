@@ -1,1 +1,0 @@
-// Module LinkModel: pure link models (issues 3 and 11).

@@ -1,1 +1,0 @@
-// Module Simulation: deterministic discrete-event network (issue 3).

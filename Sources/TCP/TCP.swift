@@ -1,1 +1,0 @@
-// Module TCP: one TCP connection as a pure state machine (issue 3).
