@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core", "TCPSimulation", "Simulation"]),
-        .testTarget(name: "MPTCPTests", dependencies: ["MPTCP", "Wire", "Core"]),
+        .testTarget(name: "MPTCPTests", dependencies: ["MPTCP", "TCP", "Wire", "Core"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core"]),

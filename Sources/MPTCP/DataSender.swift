@@ -81,7 +81,11 @@ public struct DataSender: Sendable {
     /// `initialDataSequenceNumber` is the local IDSN; the first byte is IDSN + 1.
     /// The peer's window is unknown until its first data ACK; `initialPeerWindow`
     /// is what may be sent before (the window of the SYN/ACK).
+    /// The data sequence number of the first byte (IDSN + 1).
+    public let firstDataSequenceNumber: DataSequenceNumber
+
     public init(initialDataSequenceNumber idsn: DataSequenceNumber, initialPeerWindow: Int = 65_535) {
+        firstDataSequenceNumber = idsn + 1
         unacknowledged = idsn + 1
         nextNew = idsn + 1
         peerWindowRightEdge = idsn + 1 + initialPeerWindow

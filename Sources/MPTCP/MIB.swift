@@ -105,4 +105,63 @@ public struct MPTCPCounters: Hashable, Sendable {
     public var outageTimeouts = 0
 
     public init() {}
+
+    /// Adds every counter of `other` (per-subflow counters into the connection's).
+    public mutating func add(_ other: MPTCPCounters) {
+        capableSYNsSent += other.capableSYNsSent
+        capableSYNsReceived += other.capableSYNsReceived
+        capableEstablished += other.capableEstablished
+        capableThirdACKRetransmissions += other.capableThirdACKRetransmissions
+        fallbackNoCapableOnSYNACK += other.fallbackNoCapableOnSYNACK
+        fallbackNoCapableOnACK += other.fallbackNoCapableOnACK
+        fallbackNoMappingOnData += other.fallbackNoMappingOnData
+        fallbackInfiniteMapping += other.fallbackInfiniteMapping
+        joinSYNsSent += other.joinSYNsSent
+        joinSYNsReceived += other.joinSYNsReceived
+        joinSYNACKsReceived += other.joinSYNACKsReceived
+        joinACKsReceived += other.joinACKsReceived
+        joinsEstablished += other.joinsEstablished
+        joinRejectedUnknownToken += other.joinRejectedUnknownToken
+        joinRejectedBadSYNACKHMAC += other.joinRejectedBadSYNACKHMAC
+        joinRejectedBadACKHMAC += other.joinRejectedBadACKHMAC
+        joinRejectedLimit += other.joinRejectedLimit
+        joinAttemptsAbandoned += other.joinAttemptsAbandoned
+        joinThirdACKRetransmissions += other.joinThirdACKRetransmissions
+        checksumFailures += other.checksumFailures
+        mappingsNotMatching += other.mappingsNotMatching
+        mappingsInvalid += other.mappingsInvalid
+        duplicateDataBytes += other.duplicateDataBytes
+        dataBeyondWindowBytes += other.dataBeyondWindowBytes
+        dataACKsInvalid += other.dataACKsInvalid
+        dataFINsReceived += other.dataFINsReceived
+        dataFINsSent += other.dataFINsSent
+        mpFailsSent += other.mpFailsSent
+        mpFailsReceived += other.mpFailsReceived
+        infiniteMappingsSent += other.infiniteMappingsSent
+        infiniteMappingsReceived += other.infiniteMappingsReceived
+        reinjections += other.reinjections
+        reinjectedBytes += other.reinjectedBytes
+        staleEvents += other.staleEvents
+        staleRecoveries += other.staleRecoveries
+        subflowsFailed += other.subflowsFailed
+        addAddressesSent += other.addAddressesSent
+        addAddressRetransmissions += other.addAddressRetransmissions
+        addAddressesReceived += other.addAddressesReceived
+        addAddressEchoesReceived += other.addAddressEchoesReceived
+        addAddressBadHMAC += other.addAddressBadHMAC
+        removeAddressesSent += other.removeAddressesSent
+        removeAddressesReceived += other.removeAddressesReceived
+        priorityChangesSent += other.priorityChangesSent
+        priorityChangesReceived += other.priorityChangesReceived
+        fastClosesSent += other.fastClosesSent
+        fastClosesReceived += other.fastClosesReceived
+        fastClosesBadKey += other.fastClosesBadKey
+        resetsSent += other.resetsSent
+        resetsReceived += other.resetsReceived
+        malformedOptions += other.malformedOptions
+        unexpectedOptions += other.unexpectedOptions
+        outagesStarted += other.outagesStarted
+        outageTimeouts += other.outageTimeouts
+    }
+
 }

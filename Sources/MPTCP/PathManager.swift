@@ -241,7 +241,9 @@ public struct PathBook: Sendable {
     func deadline(for paths: [PathKey]) -> Instant {
         var d = Instant.distantFuture
         for (_, s) in subflows { if case let .connecting(since) = s.state { d = min(d, since + configuration.joinAttemptTimeout) } }
-        for path in paths where !isWorking(path) && !isConnecting(path) {
+        guard subflows.count < configuration.maximumSubflows else { return d }
+        for path in paths where !isWorking(path) && !isConnecting(path)
+            && locals[path.localID] != nil && remotes.contains(path.remoteID) {
             if let at = retryAt[path] { d = min(d, at) }
         }
         return d

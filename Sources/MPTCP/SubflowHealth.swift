@@ -13,11 +13,16 @@ public struct StaleDetector: Hashable, Sendable {
     /// Never declare anything on less silence than this (RTT estimates of a
     /// few hundred microseconds in namespaces would otherwise flap).
     public var minimumSilence: Interval
+    /// Added to every silence threshold: a receiver may hold its ACK this
+    /// long (RFC 9293 §3.8.6.3 delayed ACK; Linux's minimum is 40 ms), so a
+    /// lone segment in flight is silent for RTT + this without anything wrong.
+    public var acknowledgmentDelayAllowance: Interval
 
     public init(suspectAfterRTTs: Double = 2, staleAfterSilenceRTTs: Double = 4, staleAfterRTOs: Int = 2,
-                minimumSilence: Interval = .milliseconds(20)) {
+                minimumSilence: Interval = .milliseconds(20), acknowledgmentDelayAllowance: Interval = .milliseconds(40)) {
         self.suspectAfterRTTs = suspectAfterRTTs; self.staleAfterSilenceRTTs = staleAfterSilenceRTTs
         self.staleAfterRTOs = staleAfterRTOs; self.minimumSilence = minimumSilence
+        self.acknowledgmentDelayAllowance = acknowledgmentDelayAllowance
     }
 
     public enum Verdict: Hashable, Sendable { case healthy, suspect, stale }
@@ -30,8 +35,8 @@ public struct StaleDetector: Hashable, Sendable {
         if timeoutsWithoutProgress >= staleAfterRTOs { return .stale }
         let rtt = smoothedRTT ?? .milliseconds(100)
         let silence = now - lastProgress
-        if silence >= max(minimumSilence, rtt * staleAfterSilenceRTTs) { return .stale }
-        if silence >= max(minimumSilence, rtt * suspectAfterRTTs) { return .suspect }
+        if silence >= max(minimumSilence, rtt * staleAfterSilenceRTTs) + acknowledgmentDelayAllowance { return .stale }
+        if silence >= max(minimumSilence, rtt * suspectAfterRTTs) + acknowledgmentDelayAllowance { return .suspect }
         return .healthy
     }
 
@@ -39,8 +44,8 @@ public struct StaleDetector: Hashable, Sendable {
     public func nextDeadline(bytesInFlight: Int, lastProgress: Instant, smoothedRTT: Interval?, now: Instant) -> Instant {
         guard bytesInFlight > 0 else { return .distantFuture }
         let rtt = smoothedRTT ?? .milliseconds(100)
-        let suspect = lastProgress + max(minimumSilence, rtt * suspectAfterRTTs)
-        let stale = lastProgress + max(minimumSilence, rtt * staleAfterSilenceRTTs)
+        let suspect = lastProgress + max(minimumSilence, rtt * suspectAfterRTTs) + acknowledgmentDelayAllowance
+        let stale = lastProgress + max(minimumSilence, rtt * staleAfterSilenceRTTs) + acknowledgmentDelayAllowance
         return suspect > now ? suspect : (stale > now ? stale : .distantFuture)
     }
 }

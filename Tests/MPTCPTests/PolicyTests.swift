@@ -137,7 +137,7 @@ struct CoupledCongestionTests {
 
 @Suite("MPTCP subflow health and make-after-break")
 struct HealthTests {
-    let detector = StaleDetector()
+    let detector = StaleDetector(acknowledgmentDelayAllowance: .zero)
     let t0 = Instant(nanoseconds: 1_000_000_000)
 
     @Test func idleSubflow_neverStale() {
