@@ -206,4 +206,25 @@ struct ConnectionTests {
         #expect(net.server?.fallbackReason == .noCapableOnACK)
         #expect(net.received == data)
     }
+
+    @Test func established_forgedJoinWithUnknownToken_answeredWithRSTAndCountedOnly() {
+        var net = TwoPathNetwork(client: configuration(), server: configuration())
+        let data = Self.payload(100_000)
+        net.client.write(data)
+        net.client.close()
+        net.run(until: Instant.zero + .milliseconds(15))
+        // An attacker at 198.18.9.9 tries to join with a guessed token.
+        let forged = TCPSegment(sourcePort: 666, destinationPort: 80, sequenceNumber: SequenceNumber(1), flags: .syn, window: 1000,
+                                options: [.mptcp(.join(.syn(backup: false, addressID: 7, receiverToken: 0x1234_5678, senderNonce: 1)))])
+        let attackerTuple = TCPFourTuple(localAddress: TwoPathNetwork.server, localPort: 80, remoteAddress: [198, 18, 9, 9], remotePort: 666)
+        var server = net.server!
+        let reply = server.acceptJoin(syn: forged, tuple: attackerTuple, now: net.now)
+        net.server = server
+        #expect(reply.count == 1)
+        if case let .send(rst, _)? = reply.first { #expect(rst.flags.contains(.rst)) }
+        #expect(server.counters.joinRejectedUnknownToken == (server.token == 0x1234_5678 ? 0 : 1))
+        net.run(until: Instant.zero + .seconds(5))
+        #expect(net.received == data)
+        #expect(net.server?.counters.joinsEstablished == 0)
+    }
 }
