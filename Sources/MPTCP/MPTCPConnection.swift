@@ -418,9 +418,11 @@ public struct MPTCPConnection: Sendable {
             s.mapper = mapper
             reassembly = r
         }
-        if var o = Optional(s.options), let r = reassembly {
-            o.dataACK = r.expected
-            s.options = o
+        if var r = reassembly {
+            // Move the connection-level window's right edge as the application reads (§3.3.4).
+            _ = r.windowToAdvertise()
+            reassembly = r
+            s.options.dataACK = r.expected
         }
         // Fallback with one subflow: the data level is acknowledged by TCP itself.
         if options.fallenBack, var snd = sender {

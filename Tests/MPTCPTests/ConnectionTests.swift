@@ -32,6 +32,13 @@ struct TwoPathNetwork {
     var received: [UInt8] = []
     var largestGap = Interval.zero
     var lastArrival: Instant?
+    /// Constant bit rate from the vehicle: `cbrBytes` every `cbrInterval` until `cbrEnd`.
+    var cbrInterval: Interval?
+    var cbrBytes = 1024
+    var cbrEnd = Instant.distantFuture
+    var cbrNext = Instant.zero
+    /// Local address events to fire at given times.
+    var schedule: [(at: Instant, event: PathEvent, address: [UInt8])] = []
 
     init(client configuration: MPTCPConfiguration, server serverConfiguration: MPTCPConfiguration) {
         let tuple = TCPFourTuple(localAddress: Self.vehicle0, localPort: 40_000, remoteAddress: Self.server, remotePort: 80)
@@ -98,7 +105,18 @@ struct TwoPathNetwork {
         while now < end && steps < 2_000_000 {
             steps += 1
             tick(&self)
+            if let cbrInterval, now >= cbrNext, now < cbrEnd {
+                client.write([UInt8](repeating: UInt8(truncatingIfNeeded: now.nanoseconds / 1_000_000), count: cbrBytes))
+                cbrNext = now + cbrInterval
+                carry(client.poll(now: now), toServer: true)
+            }
+            while let first = schedule.first, first.at <= now {
+                schedule.removeFirst()
+                carry(client.localAddress(first.event, address: first.address, now: now), toServer: true)
+            }
             var next = min(end, client.nextDeadline)
+            if cbrInterval != nil, cbrNext < cbrEnd { next = min(next, cbrNext) }
+            if let first = schedule.first { next = min(next, first.at) }
             if let s = server { next = min(next, s.nextDeadline) }
             if let f = inFlight.min(by: { ($0.arrival, $0.order) < ($1.arrival, $1.order) }) { next = min(next, f.arrival) }
             // Never spin in place on a deadline that already passed.
@@ -226,5 +244,29 @@ struct ConnectionTests {
         net.run(until: Instant.zero + .seconds(5))
         #expect(net.received == data)
         #expect(net.server?.counters.joinsEstablished == 0)
+    }
+
+    /// Issue 4, item 5, in this harness: CBR 1000 messages/s of 1 KiB, two
+    /// roadside-unit paths of 10 ms RTT, a silent cut of the first path.
+    /// Largest delivery gap at the server, printed for the report.
+    @Test(arguments: [("make-before-break", 4000), ("break-before-make", 5500)])
+    func handover_cbr_largestGapWithinBound(_ pathManager: String, secondPathAt ms: Int) {
+        var net = TwoPathNetwork(client: configuration(pathManager: pathManager), server: configuration())
+        net.cbrInterval = .milliseconds(1)
+        net.cbrEnd = Instant.zero + .seconds(8)
+        let rsu2 = AnnouncedAddress(id: 1, address: .v4(IPv4Address(198, 18, 2, 1)))
+        net.schedule = [(Instant.zero + .milliseconds(ms), .localAddressUp(rsu2, backup: false), TwoPathNetwork.vehicle1)]
+        net.run(until: Instant.zero + .seconds(2))
+        net.largestGap = .zero // the handshake and slow start are not the handover
+        net.run(until: Instant.zero + .seconds(5))
+        net.cut.insert(TwoPathNetwork.vehicle0)
+        net.carry(net.client.localAddress(.localAddressDown(id: 0), now: net.now), toServer: true)
+        net.run(until: Instant.zero + .seconds(9))
+        let rtt = Interval.milliseconds(10)
+        let bound = ms <= 5000 ? rtt + .milliseconds(1) : .milliseconds(500) + rtt * Int64(2) + .milliseconds(10)
+        print("handover \(pathManager): largest delivery gap \(net.largestGap) (bound \(bound)), delivered \(net.received.count) of \(8000 * 1024) bytes")
+        #expect(net.largestGap <= bound)
+        #expect(net.received.count == 8000 * 1024)
+        #expect(!net.closedReasons.contains { $0.hasPrefix("no subflow") })
     }
 }
