@@ -20,6 +20,11 @@ public struct MPTCPConfiguration: Sendable {
     /// Largest chunk handed to one subflow at a time, in segments.
     public var chunkSegments = 16
     public var addressSignals = AddressSignals.Configuration()
+    /// Coupled congestion avoidance across subflows. Anything but `uncoupled`
+    /// runs every subflow on NewReno with the coupled increase installed.
+    public var coupledCongestionControl = CoupledAlgorithm.uncoupled {
+        didSet { if coupledCongestionControl != .uncoupled { tcp.congestionControl = .newReno } }
+    }
 
     public init(tcp: TCPConfiguration = TCPConfiguration()) {
         var tcp = tcp
@@ -290,6 +295,7 @@ public struct MPTCPConnection: Sendable {
             isClosed = true
             return actions + abortAll(now: now) + [.closed("no subflow for \(configuration.outageTimeout)")]
         }
+        couple()
         actions += schedule(now: now)
         for id in subflows.keys.sorted() where !subflows[id]!.closed {
             actions += subflows[id]!.tcp.poll(now: now).map { wrap($0, id) }
@@ -535,6 +541,29 @@ public struct MPTCPConnection: Sendable {
         signals = sig
         subflows[id]!.options.signals += options
         return subflows[id]!.tcp.sendAcknowledgment(now: now).map { wrap($0, id) }
+    }
+
+    /// Refreshes every subflow's coupled increase with the others' windows and
+    /// RTTs (RFC 6356 §3: the increase of one depends on all).
+    mutating func couple() {
+        let algorithm = configuration.coupledCongestionControl
+        guard algorithm != .uncoupled else { return }
+        let ids = subflows.keys.sorted().filter { !subflows[$0]!.closed && subflows[$0]!.options.canSendData }
+        let states = ids.map { id -> CoupledSubflow in
+            let t = subflows[id]!.tcp
+            return CoupledSubflow(congestionWindow: t.congestionWindow, smoothedRTT: t.smoothedRTT ?? .milliseconds(100),
+                                  maximumSegmentSize: t.sendMaximumSegmentSize)
+        }
+        for (index, id) in ids.enumerated() {
+            guard var reno = subflows[id]!.tcp.congestion as? NewReno else { continue }
+            reno.coupling = CoupledSubflowIncrease(algorithm: algorithm, subflows: states, index: index)
+            subflows[id]!.tcp.congestion = reno
+        }
+    }
+
+    /// Whether subflow `id` currently runs a coupled increase (for tests and reports).
+    public func isCoupled(_ id: SubflowID) -> Bool {
+        (subflows[id]?.tcp.congestion as? NewReno)?.coupling != nil
     }
 
     /// Hands data chunks to subflows as the scheduler decides.

@@ -271,4 +271,21 @@ struct ConnectionTests {
         #expect(net.received.count == 8000 * 1024)
         #expect(!net.closedReasons.contains { $0.hasPrefix("no subflow") })
     }
+
+    @Test(arguments: [CoupledAlgorithm.lia, .olia, .balia])
+    func coupled_twoSubflows_increaseInstalledOnBothAndTransferCompletes(_ algorithm: CoupledAlgorithm) {
+        var config = configuration()
+        config.coupledCongestionControl = algorithm
+        var net = TwoPathNetwork(client: config, server: configuration())
+        let data = Self.payload(1_000_000)
+        net.client.write(data)
+        net.client.close()
+        net.run(until: Instant.zero + .milliseconds(20))
+        net.carry(net.client.localAddress(.localAddressUp(AnnouncedAddress(id: 1, address: .v4(IPv4Address(198, 18, 2, 1))), backup: false),
+                                          now: net.now), toServer: true)
+        net.run(until: Instant.zero + .milliseconds(80))
+        #expect(net.client.isCoupled(SubflowID(0)) && net.client.isCoupled(SubflowID(1)))
+        net.run(until: Instant.zero + .seconds(10))
+        #expect(net.received == data)
+    }
 }
