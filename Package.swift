@@ -27,6 +27,10 @@ let package = Package(
         // One TCP connection as a pure, clock-injected state machine (RFC 9293).
         .target(name: "TCP", dependencies: ["Wire", "Core"]),
 
+        // The Multipath TCP connection level (RFC 8684): data sequence, handshakes over
+        // options, tokens, path managers, schedulers, coupled congestion control.
+        .target(name: "MPTCP", dependencies: ["Wire", "Core", "TCP"]),
+
         // The TCP engine driven by the simulator: hosts, bulk transfers, scenarios and their figures.
         .target(
             name: "TCPSimulation",
@@ -91,6 +95,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core", "TCPSimulation", "Simulation"]),
+        .testTarget(name: "MPTCPTests", dependencies: ["MPTCP", "TCP", "Wire", "Core"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),
