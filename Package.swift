@@ -61,12 +61,18 @@ let package = Package(
         // Traffic applications (bulk, cbr, rr, sink, echo) over kernel sockets, logging docs/LOGS.md events.
         .target(name: "Traffic", dependencies: ["Analysis", "Core"]),
 
+        // Kernel interfaces of the userspace emulator: AF_PACKET, epoll, timerfd, ethtool.
+        .target(name: "CEmulator"),
+
+        // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
+        .target(name: "Emulator", dependencies: ["CEmulator", "Core", "LinkModel", "Netlink", "Testbed"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
-                "Analysis", "Report", "Traffic",
+                "Analysis", "Report", "Traffic", "Emulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -82,6 +88,7 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
+        .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]
 )
