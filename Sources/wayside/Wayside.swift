@@ -19,6 +19,7 @@ struct Wayside: ParsableCommand {
             TestbedBenchCommand.self,
             AnalyzeCommand.self,
             NodeCommand.self,
+            RunCommand.self,
         ]
     )
 }
