@@ -8,7 +8,7 @@ BIN          := .build/$(CONFIG)/wayside
 BUILD_DEBS   := libnl-3-dev libnl-route-3-dev pkg-config iproute2
 TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
 
-.PHONY: run test bench fuzz build deps test-deps clean
+.PHONY: run test bench fuzz build deps test-deps clean test-netem
 
 # The README's main command: the default experiment (needs root: it builds namespaces).
 run: deps build
@@ -18,9 +18,19 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# The netem backend's checks inside Debian's stock kernel (has sch_netem) under
+# qemu with virtme-ng; minutes under software emulation (no KVM here).
+NETEM_DEBS   := qemu-system-x86 busybox-static linux-image-amd64
+test-netem: test-deps
+	@scripts/install-debs.sh $(NETEM_DEBS)
+	@command -v vng >/dev/null || pip install virtme-ng || pip install --break-system-packages virtme-ng
+	$(SWIFT) build --build-tests
+	WAYSIDE_NETEM_GUEST=1 $(SWIFT) test --skip-build --filter NetemGuestRootTests
+
 bench: test-deps build
 	$(BIN) bench
 	$(BIN) bench-testbed
+	$(BIN) bench-emulator
 
 build:
 	$(SWIFT) build -c $(CONFIG)

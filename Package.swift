@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "CEmulator"),
 
         // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
-        .target(name: "Emulator", dependencies: ["CEmulator", "Core", "LinkModel", "Netlink", "Testbed"]),
+        .target(name: "Emulator", dependencies: ["CEmulator", "CNetlink", "Core", "LinkModel", "Netlink", "Testbed"]),
 
         // The command line: thin, calls the libraries.
         .executableTarget(

@@ -45,6 +45,8 @@ int ws_packet_open(int ifindex, int buffer) {
     // lack the option; the receive path also checks sll_pkttype.
     int one = 1;
     (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+    // The arrival time of each frame: the loop may wake after it.
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (buffer > 0) {
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
             (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
@@ -73,9 +75,15 @@ struct ws_mmsghdr {
 
 enum { WS_MAX_BATCH = 64 };
 
-int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int *lengths) {
+typedef union {
+    char buf[CMSG_SPACE(sizeof(struct timespec))];
+    struct cmsghdr align;
+} ws_stamp_control;
+
+int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int *lengths, int64_t *stamps) {
     if (count > WS_MAX_BATCH) count = WS_MAX_BATCH;
     struct ws_mmsghdr msgs[WS_MAX_BATCH];
+    ws_stamp_control control[WS_MAX_BATCH];
     struct iovec iov[WS_MAX_BATCH];
     struct sockaddr_ll from[WS_MAX_BATCH];
     memset(msgs, 0, sizeof(msgs[0]) * count);
@@ -86,12 +94,23 @@ int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = &from[i];
         msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        msgs[i].msg_hdr.msg_control = control[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof control[i].buf;
     }
     int n = (int)syscall(SYS_recvmmsg, fd, msgs, count, MSG_DONTWAIT, NULL);
     if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         int truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
         lengths[i] = (from[i].sll_pkttype == PACKET_OUTGOING || truncated) ? 0 : (int)msgs[i].msg_len;
+        stamps[i] = 0;
+        struct msghdr *m = &msgs[i].msg_hdr;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                stamps[i] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            }
+        }
     }
     return n;
 }
@@ -141,6 +160,11 @@ int ws_timer_arm(int fd, int64_t at_ns) {
 void ws_drain(int fd) {
     uint64_t value;
     (void)read(fd, &value, sizeof value);
+}
+
+void ws_sleep_until(int64_t at_ns) {
+    struct timespec ts = { at_ns / 1000000000, at_ns % 1000000000 };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
 int ws_event_create(void) {

@@ -14,6 +14,11 @@
 #include <netlink/route/route.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/rule.h>
+#include <netlink/route/tc.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/qdisc/netem.h>
+#include <netlink/route/qdisc/tbf.h>
+#include <netlink/route/link/bridge.h>
 #include <linux/rtnetlink.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>

@@ -78,8 +78,10 @@ public enum Probe {
         rx.start()
         let sending = DispatchSemaphore(value: 0)
         let tx = Thread {
-            // A preempted sender would stamp a datagram long before it leaves.
-            _ = ws_precise_thread(5)
+            // A preempted sender would stamp a datagram long before it leaves;
+            // but a real-time thread that never sleeps (no pacing) would have
+            // the kernel throttle all real-time threads, the emulator's too.
+            if interval > .zero { _ = ws_precise_thread(5) }
             var payload = [UInt8](repeating: 0, count: max(24, size))
             let start = ws_monotonic_ns()
             for seq in 0..<count {

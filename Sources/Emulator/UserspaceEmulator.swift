@@ -36,6 +36,8 @@ public final class UserspaceEmulator: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Time zero of the timeline (CLOCK_MONOTONIC).
     public private(set) var origin: Instant = .zero
+    private var requestedOrigin: Instant?
+    fileprivate func startClock() { origin = requestedOrigin ?? Self.now() }
     /// Whether the loop runs with real-time priority.
     public private(set) var realtime = false
 
@@ -73,7 +75,7 @@ public final class UserspaceEmulator: @unchecked Sendable {
 
         let ready = DispatchSemaphore(value: 0)
         let setupError = Box<Error?>(nil)
-        self.origin = origin ?? Self.now()
+        requestedOrigin = origin
         let t = Thread { [self] in
             // This thread stays in the emulator namespace for its whole life:
             // it exists only to run the loop, and its sockets stay bound there.
@@ -162,6 +164,11 @@ private struct EventLoop {
     let routes: RouteSocket
     var buffer: UnsafeMutablePointer<UInt8>
     var lengths = [Int32](repeating: 0, count: EventLoop.batch)
+    var stamps = [Int64](repeating: 0, count: EventLoop.batch)
+    /// When the loop last called into the pipelines: link models take calls
+    /// with non-decreasing times.
+    var lastService = Instant.zero
+    var lastArrival: [Instant] = []
 
     init(emulator: UserspaceEmulator) throws {
         self.emulator = emulator
@@ -172,13 +179,18 @@ private struct EventLoop {
         timer = ws_timer_create()
         guard epoll >= 0, timer >= 0 else { throw EmulatorError("cannot create epoll or timerfd") }
         var failure: EmulatorError?
-        for (k, link) in emulator.links.enumerated() {
+        for link in emulator.links {
             let a = ws_packet_open(link.aSide.index, 4 << 20)
             if a < 0 { failure = .system("open packet socket on \(link.aSide.name)", a); break }
             sockets.append(a)
             let b = ws_packet_open(link.bSide.index, 4 << 20)
             if b < 0 { failure = .system("open packet socket on \(link.bSide.name)", b); break }
             sockets.append(b)
+        }
+        // Time zero is when frames start to move, unless the caller fixed it.
+        emulator.startClock()
+        for (k, link) in emulator.links.enumerated() where failure == nil {
+            let a = sockets[2 * k], b = sockets[2 * k + 1]
             for (dir, params, input, output) in [(LinkDirection.aToB, link.aToB, a, b), (.bToA, link.bToA, b, a)] {
                 let name = "\(link.name)/\(dir.rawValue)"
                 let pipeline = LinkPipeline<Frame>(parameters: params, options: link.options, seed: emulator.seed,
@@ -197,6 +209,7 @@ private struct EventLoop {
             }
             if rc != 0 { failure = .system("epoll", rc) }
         }
+        lastArrival = Array(repeating: .zero, count: directions.count)
         if let failure { close(); throw failure }
     }
 
@@ -235,16 +248,24 @@ private struct EventLoop {
     /// batches, up to a bound so that due departures are not held up.
     mutating func receive(direction i: Int, now: Instant) {
         for _ in 0..<8 {
-            let n = lengths.withUnsafeMutableBufferPointer {
-                ws_packet_receive_batch(directions[i].input, buffer, Int32(Self.stride), Int32(Self.batch), $0.baseAddress)
+            let n = lengths.withUnsafeMutableBufferPointer { l in
+                stamps.withUnsafeMutableBufferPointer { s in
+                    ws_packet_receive_batch(directions[i].input, buffer, Int32(Self.stride), Int32(Self.batch), l.baseAddress, s.baseAddress)
+                }
             }
             guard n > 0 else { return }
+            // A frame enters the link when the kernel received it, not when
+            // the loop got round to reading it (kernel stamps are CLOCK_REALTIME).
+            let offset = ws_realtime_ns() - ws_monotonic_ns()
             for k in 0..<Int(n) where lengths[k] > 0 {
+                let stamped = stamps[k] > 0 ? Instant(nanoseconds: stamps[k] - offset) : now
+                let arrival = min(now, max(lastService, max(lastArrival[i], stamped)))
+                lastArrival[i] = arrival
                 let frame = Frame(Array(UnsafeBufferPointer(start: buffer + k * Self.stride, count: Int(lengths[k]))))
                 directions[i].counters.received += 1
                 directions[i].counters.receivedBytes += frame.byteCount
-                if emulator.logs { logPacket(i, "arrival", frame.byteCount, now, nil) }
-                directions[i].scheduled.enqueue(frame, now: now)
+                if emulator.logs { logPacket(i, "arrival", frame.byteCount, arrival, nil) }
+                directions[i].scheduled.enqueue(frame, now: arrival)
             }
             if n < Self.batch { return }
         }
@@ -254,6 +275,7 @@ private struct EventLoop {
     /// and sets carrier where coverage changed it.
     mutating func serviceLinks() {
         let now = UserspaceEmulator.now()
+        lastService = now
         var steps: [(Int, Instant, LinkStep)] = []
         for i in directions.indices {
             while let frame = directions[i].scheduled.dequeue(now: now) {

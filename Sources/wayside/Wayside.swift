@@ -20,6 +20,7 @@ struct Wayside: ParsableCommand {
             AnalyzeCommand.self,
             NodeCommand.self,
             RunCommand.self,
+            EmulateCommand.self, EmulatorBenchCommand.self,
         ]
     )
 }

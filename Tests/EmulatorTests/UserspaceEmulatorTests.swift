@@ -13,12 +13,14 @@ func uniqueRunID() -> RunID { RunID("e" + RunID.random().value)! }
 final class EmulatedPair {
     let plan: TestbedPlan
     let testbed: TestbedNetwork
-    let emulator: UserspaceEmulator
+    let emulator: LinkEmulator
+    var userspace: UserspaceEmulator { emulator as! UserspaceEmulator }
     let registry: RunRegistry
     let a: Probe.Endpoint
     let b: Probe.Endpoint
 
-    init(link: String, timeline: [TimelineEvent] = [], duration: Interval = .seconds(10)) throws {
+    init(link: String, timeline: [TimelineEvent] = [], duration: Interval = .seconds(10),
+         backend: EmulatorBackend = .userspace, eventLog: ((String) -> Void)? = nil) throws {
         let yaml = """
         nodes:
           a: {role: host}
@@ -35,8 +37,10 @@ final class EmulatedPair {
         let l = plan.links[0]
         a = Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address)
         b = Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address)
-        emulator = UserspaceEmulator(links: plan.emulatedLinks, timeline: CoverageTimeline(events: timeline, duration: duration), seed: 7)
-        do { try emulator.start() } catch { try? testbed.teardown(); throw error }
+        let t = CoverageTimeline(events: timeline, duration: duration)
+        emulator = backend == .netem ? NetemEmulator(links: plan.emulatedLinks, timeline: t)
+            : UserspaceEmulator(links: plan.emulatedLinks, timeline: t, seed: 7, eventLog: eventLog)
+        do { try emulator.start(origin: nil) } catch { try? testbed.teardown(); throw error }
     }
 
     func close() {
@@ -46,9 +50,14 @@ final class EmulatedPair {
     }
 
     /// A few datagrams so that ARP has resolved before measuring.
+    /// Until datagrams get through both ways (a slow guest kernel may take a while).
     func warmUp() throws {
-        _ = try Probe.datagrams(from: a, to: b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
-        _ = try Probe.datagrams(from: b, to: a, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+        for (from, to) in [(a, b), (b, a)] {
+            for _ in 0..<20 {
+                let run = try Probe.datagrams(from: from, to: to, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+                if !run.received.isEmpty { break }
+            }
+        }
     }
 }
 
@@ -77,7 +86,7 @@ struct UserspaceEmulatorRootTests {
         let run = try Probe.datagrams(from: pair.a, to: pair.b, port: 5001, count: 4000, interval: .microseconds(500))
         let errors = run.received.map { abs($0.oneWay.milliseconds - 20) }
         let p50 = percentile(errors, 0.5), p99 = percentile(errors, 0.99)
-        print("delay 20ms: \(run.received.count)/\(run.sent) received, |error| p50 \(p50) ms, p99 \(p99) ms, max \(errors.max() ?? .nan) ms; realtime \(pair.emulator.realtime)")
+        print("delay 20ms: \(run.received.count)/\(run.sent) received, |error| p50 \(p50) ms, p99 \(p99) ms, max \(errors.max() ?? .nan) ms; realtime \(pair.userspace.realtime)")
         #expect(run.received.count == run.sent)
         #expect(p99 <= 0.5, "p99 one-way delay error \(p99) ms")
         // Never early: the emulator holds each frame at least the configured delay.
@@ -89,9 +98,9 @@ struct UserspaceEmulatorRootTests {
         let pair = try EmulatedPair(link: "rate: \(megabits)mbit")
         defer { pair.close() }
         try pair.warmUp()
-        let before = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let before = pair.userspace.counters(link: "a-b", direction: .aToB)
         let progress = try Probe.bulk(from: pair.a, to: pair.b, port: 5002, duration: .seconds(4))
-        let after = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let after = pair.userspace.counters(link: "a-b", direction: .aToB)
         let measured = try #require(frameRate(progress, from: .seconds(1), to: .milliseconds(3900)))
         let configured = Double(megabits) * 1e6
         print("rate \(megabits)mbit: TCP goodput as frames \(measured / 1e6) Mbit/s (\((measured / configured - 1) * 100)%), emulator sent \(after.sent - before.sent) frames, dropped \(after.dropped)")
@@ -111,7 +120,7 @@ struct UserspaceEmulatorRootTests {
         let lost = Double(run.sent - run.received.count)
         // Binomial(4000, 0.05): mean 200, sd 13.8; 4.5 sd either side.
         let mean = Double(run.sent) * 0.05, sd = (Double(run.sent) * 0.05 * 0.95).squareRoot()
-        let counters = pair.emulator.counters(link: "a-b", direction: .aToB)
+        let counters = pair.userspace.counters(link: "a-b", direction: .aToB)
         print("loss 5%: \(Int(lost)) of \(run.sent) lost (expected \(mean) ± \(sd)); emulator drops \(counters.dropped)")
         #expect(run.sent == n)
         #expect(abs(lost - mean) <= 4.5 * sd)
@@ -175,4 +184,38 @@ struct UserspaceEmulatorRootTests {
         #expect(applied.count == 4)
         #expect(applied.allSatisfy { $0.lateness >= .zero && $0.lateness <= .milliseconds(2) })
     }
+
+    @Test func eventLogHasEveryFrameAndChange() throws {
+        let lines = LogLines()
+        let pair = try EmulatedPair(link: "delay: 5ms", timeline: [
+            TimelineEvent(at: .milliseconds(200), link: "a-b", direction: .aToB, change: .set(LinkParameters(delay: .milliseconds(8)))),
+        ], eventLog: lines.append)
+        defer { pair.close() }
+        try pair.warmUp()
+        usleep(200_000)
+        let run = try Probe.datagrams(from: pair.a, to: pair.b, port: 5005, count: 200, interval: .milliseconds(1), size: 300)
+        pair.emulator.stop()
+        let records = try lines.all.map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        // The probe's datagrams are the 342-byte frames a→b (300 + 8 + 20 + 14).
+        let probe = records.filter { $0["dir"] as? String == "a-to-b" && $0["bytes"] as? Int == 342 }
+        let arrivals = probe.filter { $0["event"] as? String == "arrival" }.compactMap { $0["t"] as? Double }
+        let departures = probe.filter { $0["event"] as? String == "departure" }.compactMap { $0["t"] as? Double }
+        let changes = records.filter { $0["event"] as? String == "change" }
+        print("event log: \(records.count) lines, \(arrivals.count) arrivals and \(departures.count) departures of probe frames, \(changes.count) changes")
+        #expect(arrivals.count == run.sent && departures.count == run.received.count && run.received.count == run.sent)
+        #expect(changes.count == 1 && changes.first?["change"] as? String == "set delay 8ms")
+        // In order on the link, each frame leaves 8 ms after it came (the
+        // change came first); a departure is logged when it was sent, so the
+        // loop's wake-up latency shows.
+        let held = zip(arrivals, departures).map { ($1 - $0) * 1000 }
+        print("held p50 \(percentile(held, 0.5)) ms, p99 \(percentile(held, 0.99)) ms, min \(held.min() ?? 0) ms")
+        #expect(held.allSatisfy { $0 >= 8 - 0.001 })
+    }
+}
+
+final class LogLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }

@@ -23,10 +23,12 @@ int ws_enter_netns(int fd);
 int ws_packet_open(int ifindex, int buffer);
 
 /// Receives up to `count` frames (recvmmsg) into `buffers` (`count` slots of
-/// `stride` bytes); `lengths[i]` receives each frame's length. Frames the
-/// socket saw leaving (PACKET_OUTGOING) are skipped (length 0). Returns the
-/// number of slots filled, 0 when none was waiting, -errno on error.
-int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int *lengths);
+/// `stride` bytes); `lengths[i]` receives each frame's length and `stamps[i]`
+/// the kernel's CLOCK_REALTIME time of its arrival (SO_TIMESTAMPNS; 0 if
+/// absent). Frames the socket saw leaving (PACKET_OUTGOING) are skipped
+/// (length 0). Returns the number of slots filled, 0 when none was waiting,
+/// -errno on error.
+int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int *lengths, int64_t *stamps);
 
 /// Sends one frame; returns 0 or -errno.
 int ws_packet_send(int fd, const uint8_t *frame, int length);
@@ -44,6 +46,9 @@ int ws_timer_create(void);
 int ws_timer_arm(int fd, int64_t at_ns);
 /// Reads the expiry count so the descriptor stops being readable.
 void ws_drain(int fd);
+
+/// Sleeps until the absolute CLOCK_MONOTONIC time `at_ns`.
+void ws_sleep_until(int64_t at_ns);
 
 int ws_event_create(void);
 void ws_event_signal(int fd);
