@@ -10,8 +10,9 @@ TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
 
 .PHONY: run test bench fuzz build deps test-deps clean test-netem
 
+# The README's main command: the default experiment (needs root: it builds namespaces).
 run: deps build
-	$(BIN) decode samples/kernel-mptcp-two-paths.pcap
+	$(BIN) run
 
 test: test-deps
 	$(SWIFT) build --build-tests

@@ -104,6 +104,7 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
+        .testTarget(name: "RunTests", dependencies: ["wayside"]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]

@@ -45,6 +45,14 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return SocketAddress(host: host, port: port)
     }
 
+    /// Reads a listening address: one in 198.18.0.0/15, or `0.0.0.0:PORT` —
+    /// every address of the node, so that MPTCP joins (RFC 8684 §3.2) sent to
+    /// the node's other addresses find the listener. Listening sends nothing.
+    public static func parseListening(_ text: String) throws -> SocketAddress {
+        if text.hasPrefix("0.0.0.0:"), let port = UInt16(text.dropFirst(8)) { return SocketAddress(host: "0.0.0.0", port: port) }
+        return try parse(text)
+    }
+
     public static func isIPv4(_ s: String) -> Bool { ipv4(s) != nil }
 
     static func ipv4(_ s: String) -> UInt32? {

@@ -32,7 +32,7 @@ struct NodeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Server address to connect to (senders).", valueName: "ADDR:PORT"))
     var connect: String?
 
-    @Option(help: ArgumentHelp("Address to accept one connection on (sink, echo).", valueName: "ADDR:PORT"))
+    @Option(help: ArgumentHelp("Address to accept one connection on (sink, echo); 0.0.0.0:PORT for every address of the node.", valueName: "ADDR:PORT"))
     var listen: String?
 
     @Option(help: ArgumentHelp("Local address for the first subflow (senders).", valueName: "ADDR:PORT"))
@@ -116,8 +116,12 @@ struct NodeCommand: ParsableCommand {
             }
             pathMap[parts[0]] = parts[1]
         }
+        let parsedAddress: SocketAddress
+        if kind.sends { parsedAddress = try address(flag, addressText) } else {
+            do { parsedAddress = try SocketAddress.parseListening(addressText) } catch { throw ValidationError("\(flag): \(error)") }
+        }
         return TrafficConfiguration(
-            app: kind, socket: socketKind, address: try address(flag, addressText),
+            app: kind, socket: socketKind, address: parsedAddress,
             bind: try bind.map { try address("--bind", $0 + ($0.contains(":") ? "" : ":0")) }, rate: rate, size: sizeBytes,
             duration: try duration.map { try interval("--duration", $0) }, conn: conn, paths: pathMap,
             connectTimeout: try interval("--connect-timeout", connectTimeout))

@@ -13,6 +13,7 @@ struct Wayside: ParsableCommand {
         """,
         version: WaysideVersion.string,
         subcommands: [
+            RunCommand.self,
             RouteCommand.self,
             DecodeCommand.self,
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
