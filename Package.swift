@@ -21,7 +21,7 @@ let package = Package(
         // Wire formats of IPv4/IPv6, TCP and RFC 8684 MPTCP; checksums; MPTCP crypto; pcap.
         .target(
             name: "Wire",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         // One TCP connection as a pure, clock-injected state machine (RFC 9293).

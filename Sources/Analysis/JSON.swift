@@ -1,3 +1,5 @@
+import Core
+
 /// A small JSON value with a parser that never traps and a writer with a
 /// stable key order.
 ///
@@ -160,26 +162,7 @@ extension JSONValue {
         return d.description
     }
 
-    static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-    }
+    static func writeString(_ s: String, to out: inout String) { TextFormatting.appendJSONString(s, to: &out) }
 }
 
 struct JSONParser {

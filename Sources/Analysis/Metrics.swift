@@ -656,19 +656,7 @@ struct CoverageHistory {
 
 // MARK: - Formatting shared by results, CSV and the report
 
-func formatFixed(_ v: Double, digits: Int) -> String {
-    guard v.isFinite else { return "-" }
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let r = (v * scale).rounded()
-    let neg = r < 0
-    let m = Int64(r.magnitude)
-    let p = Int64(scale)
-    guard digits > 0 else { return (neg ? "-" : "") + String(m) }
-    var frac = String(m % p)
-    while frac.count < digits { frac = "0" + frac }
-    return (neg ? "-" : "") + "\(m / p).\(frac)"
-}
+func formatFixed(_ v: Double, digits: Int) -> String { TextFormatting.fixed(v, digits: digits) ?? "-" }
 
 public func formatDuration(_ d: Interval) -> String {
     let ms = d.milliseconds

@@ -267,20 +267,7 @@ func niceCeiling(_ v: Double) -> Double {
 /// Coordinates with two decimals: enough for a 920-pixel plot, short in the file.
 func f(_ v: Double) -> String { formatNumber(v, digits: 2) }
 
-func formatNumber(_ v: Double, digits: Int) -> String {
-    guard v.isFinite else { return "0" }
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let r = (v * scale).rounded()
-    let neg = r < 0
-    let m = Int64(r.magnitude)
-    let p = Int64(scale)
-    guard digits > 0 else { return (neg ? "-" : "") + String(m) }
-    var frac = String(m % p)
-    while frac.count < digits { frac = "0" + frac }
-    while frac.hasSuffix("0") { frac.removeLast() }
-    return (neg ? "-" : "") + String(m / p) + (frac.isEmpty ? "" : "." + frac)
-}
+func formatNumber(_ v: Double, digits: Int) -> String { TextFormatting.fixed(v, digits: digits, trimmingZeros: true) ?? "0" }
 
 extension String {
     /// "5.00 Mbit/s" reads better on an axis as "5 Mbit/s".

@@ -1,3 +1,5 @@
+import Core
+
 /// A JSON value with object keys kept in insertion order, so decoder output
 /// is stable and readable. Integers are written exactly (64-bit keys and data
 /// sequence numbers do not pass through a Double).
@@ -42,22 +44,5 @@ public indirect enum JSON: Hashable, Sendable {
         }
     }
 
-    static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        out += "\""
-    }
+    static func writeString(_ s: String, to out: inout String) { TextFormatting.appendJSONString(s, to: &out) }
 }

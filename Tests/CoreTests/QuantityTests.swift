@@ -141,3 +141,20 @@ import Testing
         #expect(!LinkDirection.aToB.includes(.bToA))
     }
 }
+
+@Suite struct TextFormattingTests {
+    @Test func jsonStringsEscapeQuotesBackslashesAndControls() {
+        var out = ""
+        TextFormatting.appendJSONString("a\"b\\c\nd\u{01}é", to: &out)
+        #expect(out == "\"a\\\"b\\\\c\\nd\\u0001é\"")
+    }
+
+    @Test func fixedDecimals() {
+        #expect(TextFormatting.fixed(12.5, digits: 2) == "12.50")
+        #expect(TextFormatting.fixed(12.5, digits: 2, trimmingZeros: true) == "12.5")
+        #expect(TextFormatting.fixed(3.0, digits: 3, trimmingZeros: true) == "3")
+        #expect(TextFormatting.fixed(-0.125, digits: 1) == "-0.1")
+        #expect(TextFormatting.fixed(7.4, digits: 0) == "7")
+        #expect(TextFormatting.fixed(.nan, digits: 2) == nil)
+    }
+}
