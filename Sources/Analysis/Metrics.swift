@@ -482,10 +482,14 @@ public enum RunAnalysis {
         }
 
         // Survival (docs/METRICS.md): no failure, delivered something, and either an
-        // orderly end or a delivery after the last coverage change.
+        // orderly end or a delivery after the last coverage change has settled. Frames
+        // already in flight when coverage changed can still arrive for a moment, so a
+        // delivery counts only once the stall threshold has passed since the change —
+        // unless the run ended sooner than that.
         let lastChange = coverage.changes.last?.time ?? .zero
-        let survived = failure == nil && delivered > 0
-            && (endedCleanly || (deliveries.last.map { $0.time > lastChange } ?? false))
+        let settled = min(lastChange + options.stallThreshold, end)
+        let carriedOn = deliveries.last.map { $0.time > settled || (settled == end && $0.time > lastChange) } ?? false
+        let survived = failure == nil && delivered > 0 && (endedCleanly || carriedOn)
 
         // Per handover.
         var handovers: [HandoverResult] = []

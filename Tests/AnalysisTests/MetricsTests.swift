@@ -204,6 +204,20 @@ enum HandMadeRuns {
         #expect(f.redundancyTime == .zero)
     }
 
+    @Test func framesStillInFlightAfterTheLastChangeDoNotMeanSurvival() {
+        // Plain TCP's last message arrives 5 ms after coverage last changed (it was
+        // already in flight), then nothing for 4.5 s: that connection did not carry on.
+        var logs = HandMadeRuns.breakBeforeMakeTCP()
+        let late = AppMessage(conn: "f", sequence: 500, size: 1000, sentAt: HandMadeRuns.ms(5000))
+        logs[1].events.append(LogEvent(time: HandMadeRuns.ms(5505), source: .node("server"), body: .appDelivered(late)))
+        let r = RunAnalysis.analyze(logs: logs)
+        #expect(!r.flows[0].survived)
+        // A delivery after the threshold has passed does count.
+        let later = AppMessage(conn: "f", sequence: 501, size: 1000, sentAt: HandMadeRuns.ms(5600))
+        logs[1].events.append(LogEvent(time: HandMadeRuns.ms(5650), source: .node("server"), body: .appDelivered(later)))
+        #expect(RunAnalysis.analyze(logs: logs).flows[0].survived)
+    }
+
     @Test func aResetConnectionDidNotSurvive() {
         var logs = HandMadeRuns.makeBeforeBreak()
         logs[0].events.append(LogEvent(time: HandMadeRuns.ms(9000), source: .node("car"),
