@@ -71,7 +71,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Also capture the vehicle's and the server's packets (tshark -i any in their namespaces) into <node>.pcapng.")
     var pcap = false
 
-    @Flag(help: "No progress line and no summary.")
+    @Flag(help: "No progress line and no summary tables (threshold verdicts and the report path still print).")
     var quiet = false
 
     /// The experiment the arguments describe; every problem names its flag or file:line:column.
@@ -262,9 +262,11 @@ struct RunCommand: ParsableCommand {
             print(HandoverTable.render(runs), terminator: "")
             print("")
             print(SummaryTable.render(runs), terminator: "")
-            for c in checks { print("\(c.passed ? "pass" : "FAIL")  \(c.stack)  \(c.threshold.expression)  (\(c.message))") }
-            print("report: \(folder.appendingPathComponent("report.html").path)")
         }
+        // Threshold verdicts and where the results are print even when quiet: a CI
+        // log must say why a run exited 1.
+        for c in checks { print("\(c.passed ? "pass" : "FAIL")  \(c.stack)  \(c.threshold.expression)  (\(c.message))") }
+        print("report: \(folder.appendingPathComponent("report.html").path)")
         if checks.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }
 }
