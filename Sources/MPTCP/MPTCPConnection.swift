@@ -557,7 +557,7 @@ public struct MPTCPConnection: Sendable {
         for (index, id) in ids.enumerated() {
             guard var reno = subflows[id]!.tcp.congestion as? NewReno else { continue }
             reno.coupling = CoupledSubflowIncrease(algorithm: algorithm, subflows: states, index: index)
-            subflows[id]!.tcp.congestion = reno
+            subflows[id]!.tcp.installCongestionControl(reno)
         }
     }
 
