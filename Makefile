@@ -32,6 +32,7 @@ bench: test-deps build
 	$(BIN) bench links
 	$(BIN) bench testbed
 	$(BIN) bench emulator
+	$(BIN) bench mptcp
 
 build:
 	$(SWIFT) build -c $(CONFIG)
