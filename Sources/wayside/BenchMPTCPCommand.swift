@@ -33,7 +33,45 @@ struct BenchMPTCPCommand: ParsableCommand {
         }
     }
 
+    @Flag(help: "Also run Linux's simult_flows cases: 16 MiB over two paths (10/10 and 30/10 Mbit/s; 0/0, 1/50, 50/1 ms).")
+    var simultFlows = false
+
     func run() throws {
+        handoverTable()
+        if simultFlows { aggregationTable() }
+    }
+
+    func aggregationTable() {
+        var rows: [[String]] = [["rates (Mbit/s)", "delays (ms)", "completion", "ideal", "bound", "within", "intact"]]
+        for (r1, r2) in [(10.0, 10.0), (30.0, 10.0)] {
+            for (d1, d2) in [(0, 0), (1, 50), (50, 1)] {
+                var s = AggregationScenario()
+                s.rates = (.mbit(r1), .mbit(r2))
+                s.delays = (.milliseconds(d1), .milliseconds(d2))
+                s.seed = seed
+                let r = s.run()
+                rows.append(["\(Int(r1))/\(Int(r2))", "\(d1)/\(d2)",
+                             r.completionTime.map { String(format: "%.3f s", $0.seconds) } ?? "unfinished",
+                             String(format: "%.3f s", s.idealTime.seconds), String(format: "%.3f s", s.bound.seconds),
+                             r.withinBound ? "yes" : "NO", r.isIntact ? "yes" : "NO"])
+            }
+        }
+        print("\nMPTCP aggregation, Linux simult_flows.sh (16 MiB, fullmesh, min-rtt; bound: ideal + 10% + 450 ms)")
+        Self.printTable(rows)
+    }
+
+    static func printTable(_ rows: [[String]]) {
+        let widths = rows.reduce(into: [Int](repeating: 0, count: rows[0].count)) { w, row in
+            for (i, cell) in row.enumerated() { w[i] = max(w[i], cell.count) }
+        }
+        for (n, row) in rows.enumerated() {
+            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
+            if n == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+        }
+    }
+
+    func handoverTable() {
         var rows: [[String]] = [["path manager", "scheduler", "coverage", "cut", "largest gap", "bound", "within", "delivered", "survived"]]
         let started = Date()
         for pm in pathManagers.split(separator: ",").map(String.init) {
@@ -63,13 +101,6 @@ struct BenchMPTCPCommand: ParsableCommand {
             }
         }
         print("MPTCP handover in the simulator (seed \(seed); \(rows.count - 1) runs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall)")
-        let widths = rows.reduce(into: [Int](repeating: 0, count: rows[0].count)) { w, row in
-            for (i, cell) in row.enumerated() { w[i] = max(w[i], cell.count) }
-        }
-        for (n, row) in rows.enumerated() {
-            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  "))
-            if n == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
-        }
+        Self.printTable(rows)
     }
 }
