@@ -80,4 +80,6 @@ public struct AggregationResult {
     public var completionTime: Interval? { receiver?.finishedAt.map { $0 - Instant.zero } }
     public var isIntact: Bool { receiver?.digest != nil && receiver?.digest == sender.digest }
     public var withinBound: Bool { completionTime.map { $0 <= scenario.bound } ?? false }
+    /// The sender's counters (joins, stale events, reinjections).
+    public var counters: MPTCPCounters? { sender.connection?.counters }
 }

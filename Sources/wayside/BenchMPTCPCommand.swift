@@ -42,7 +42,7 @@ struct BenchMPTCPCommand: ParsableCommand {
     }
 
     func aggregationTable() {
-        var rows: [[String]] = [["rates (Mbit/s)", "delays (ms)", "completion", "ideal", "bound", "within", "intact"]]
+        var rows: [[String]] = [["rates (Mbit/s)", "delays (ms)", "completion", "ideal", "bound", "within", "intact", "joins", "stale", "reinjections"]]
         for (r1, r2) in [(10.0, 10.0), (30.0, 10.0)] {
             for (d1, d2) in [(0, 0), (1, 50), (50, 1)] {
                 var s = AggregationScenario()
@@ -53,7 +53,9 @@ struct BenchMPTCPCommand: ParsableCommand {
                 rows.append(["\(Int(r1))/\(Int(r2))", "\(d1)/\(d2)",
                              r.completionTime.map { String(format: "%.3f s", $0.seconds) } ?? "unfinished",
                              String(format: "%.3f s", s.idealTime.seconds), String(format: "%.3f s", s.bound.seconds),
-                             r.withinBound ? "yes" : "NO", r.isIntact ? "yes" : "NO"])
+                             r.withinBound ? "yes" : "NO", r.isIntact ? "yes" : "NO",
+                             "\(r.counters?.joinsEstablished ?? 0)", "\(r.counters?.staleEvents ?? 0)",
+                             "\(r.counters?.reinjections ?? 0)"])
             }
         }
         print("\nMPTCP aggregation, Linux simult_flows.sh (16 MiB, fullmesh, min-rtt; bound: ideal + 10% + 450 ms)")
