@@ -55,9 +55,10 @@ public struct AggregationScenario: Sendable {
         let clientID = try! network.addHost("client", client)
         let serverID = try! network.addHost("server", server)
         let router = try! network.addRouter("router")
+        var paths: [LinkID] = []
         for (i, (rate, delay)) in [(rates.0, delays.0), (rates.1, delays.1)].enumerated() {
-            try! network.connect(clientID, Self.clientAddresses[i], router, nil, name: "path-\(i + 1)",
-                                 parameters: LinkParameters(delay: delay, rate: rate, queuePackets: queuePackets))
+            paths.append(try! network.connect(clientID, Self.clientAddresses[i], router, nil, name: "path-\(i + 1)",
+                                 parameters: LinkParameters(delay: delay, rate: rate, queuePackets: queuePackets)))
         }
         try! network.connect(router, nil, serverID, Self.serverAddress, name: "backbone")
         var finished: Instant?
@@ -67,7 +68,9 @@ public struct AggregationScenario: Sendable {
         }
         let c = network.host(clientID, as: MPTCPHost.self)!
         let s = network.host(serverID, as: MPTCPHost.self)!
-        return AggregationResult(scenario: self, sender: c.endpoints[0], receiver: s.endpoints.first)
+        var result = AggregationResult(scenario: self, sender: c.endpoints[0], receiver: s.endpoints.first)
+        result.bytesPerPath = paths.map { network.counters($0, .aToB).bytesDelivered }
+        return result
     }
 }
 
@@ -75,6 +78,8 @@ public struct AggregationResult {
     public var scenario: AggregationScenario
     public var sender: MPTCPEndpoint
     public var receiver: MPTCPEndpoint?
+    /// IP bytes each path delivered towards the server (data, headers, retransmissions).
+    public var bytesPerPath: [Int] = []
 
     /// From the start to the last byte (and the DATA_FIN) read at the server.
     public var completionTime: Interval? { receiver?.finishedAt.map { $0 - Instant.zero } }

@@ -42,7 +42,7 @@ struct BenchMPTCPCommand: ParsableCommand {
     }
 
     func aggregationTable() {
-        var rows: [[String]] = [["rates (Mbit/s)", "delays (ms)", "completion", "ideal", "bound", "within", "intact", "joins", "stale", "reinjections"]]
+        var rows: [[String]] = [["rates (Mbit/s)", "delays (ms)", "completion", "ideal", "bound", "within", "intact", "joins", "stale", "reinjections", "MB per path"]]
         for (r1, r2) in [(10.0, 10.0), (30.0, 10.0)] {
             for (d1, d2) in [(0, 0), (1, 50), (50, 1)] {
                 var s = AggregationScenario()
@@ -55,7 +55,8 @@ struct BenchMPTCPCommand: ParsableCommand {
                              String(format: "%.3f s", s.idealTime.seconds), String(format: "%.3f s", s.bound.seconds),
                              r.withinBound ? "yes" : "NO", r.isIntact ? "yes" : "NO",
                              "\(r.counters?.joinsEstablished ?? 0)", "\(r.counters?.staleEvents ?? 0)",
-                             "\(r.counters?.reinjections ?? 0)"])
+                             "\(r.counters?.reinjections ?? 0)",
+                             r.bytesPerPath.map { String(format: "%.1f", Double($0) / 1e6) }.joined(separator: "/")])
             }
         }
         print("\nMPTCP aggregation, Linux simult_flows.sh (16 MiB, fullmesh, min-rtt; bound: ideal + 10% + 450 ms)")
