@@ -37,6 +37,7 @@ bench: test-deps build
 	$(BIN) bench links
 	$(BIN) bench testbed
 	$(BIN) bench emulator
+	$(BIN) bench mptcp --simult-flows
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -38,6 +38,14 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
 
+        // MPTCP connections driven by the simulator: multi-homed hosts, CBR and bulk
+        // applications, handover and aggregation scenarios.
+        .target(
+            name: "MPTCPSimulation",
+            dependencies: ["Core", "Wire", "TCP", "MPTCP", "Simulation", "LinkModel", "TCPSimulation",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
         // Pure link models shared by the simulator and the emulator backends.
         // Generic over the packet type: clients (the simulator, the emulator) need the
         // bodies to specialise them, or every queue operation goes through runtime
@@ -87,7 +95,7 @@ let package = Package(
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
-                "LinkModel", "TCPSimulation", "Emulator",
+                "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,6 +104,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Core", "TCPSimulation", "Simulation"]),
         .testTarget(name: "MPTCPTests", dependencies: ["MPTCP", "TCP", "Wire", "Core"]),
+        .testTarget(name: "MPTCPSimulationTests", dependencies: ["MPTCPSimulation", "MPTCP", "Simulation", "Core"]),
         .testTarget(name: "LinkModelTests", dependencies: ["LinkModel", "Core"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "LinkModel", "Core", "Wire"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "Config", "Core", "Netlink"]),

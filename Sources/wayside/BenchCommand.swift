@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Run a benchmark and print its table (make bench runs every one).",
         subcommands: [
             WireBenchCommand.self, BenchTCPCommand.self, BenchLinksCommand.self,
-            TestbedBenchCommand.self, EmulatorBenchCommand.self,
+            TestbedBenchCommand.self, EmulatorBenchCommand.self, BenchMPTCPCommand.self,
         ],
         defaultSubcommand: WireBenchCommand.self
     )
