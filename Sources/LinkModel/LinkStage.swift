@@ -118,22 +118,11 @@ where A.Packet == B.Packet {
 
 /// A stage that passes packets straight through; the neutral element of `Chain`.
 public struct PassThrough<Packet: LinkPacket>: LinkStage {
-    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
-    @usableFromInline var drops: [Dropped<Packet>] = []
+    @usableFromInline var line = ReadyLine<Packet>()
     public init() {}
-    public mutating func enqueue(_ packet: Packet, now: Instant) { ready.append(Timed(packet, now)) }
-    public mutating func dequeue(now: Instant) -> Packet? {
-        guard let t = ready.firstTime(), t <= now else { return nil }
-        return ready.removeFirst().packet
-    }
-    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
-    public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
-    }
-    public mutating func drainDrops() -> [Dropped<Packet>] {
-        if drops.isEmpty { return [] }
-        let d = drops
-        drops = []
-        return d
-    }
+    public mutating func enqueue(_ packet: Packet, now: Instant) { line.append(packet, now: now) }
+    public mutating func dequeue(now: Instant) -> Packet? { line.dequeue(now: now) }
+    public var nextEventTime: Instant { line.nextEventTime }
+    public mutating func flush(now: Instant, reason: DropReason) { line.flush(now: now, reason: reason) }
+    public mutating func drainDrops() -> [Dropped<Packet>] { line.drainDrops() }
 }

@@ -121,3 +121,38 @@ public struct Timed<Packet> {
     public var time: Instant
     @inlinable public init(_ packet: Packet, _ time: Instant) { self.packet = packet; self.time = time }
 }
+
+/// What every stage that delays nothing shares: the packets it holds until they
+/// are dequeued (each due at the instant it entered) and the drops it has not
+/// yet reported. `PassThrough`, `RandomLoss` and `Duplication` keep one and
+/// differ only in what `enqueue` puts into it.
+@usableFromInline struct ReadyLine<Packet> {
+    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
+    @usableFromInline var drops: [Dropped<Packet>] = []
+
+    @inlinable init() {}
+
+    @inlinable mutating func append(_ packet: Packet, now: Instant) { ready.append(Timed(packet, now)) }
+
+    @inlinable mutating func drop(_ packet: Packet, now: Instant, reason: DropReason) {
+        drops.append(Dropped(packet: packet, at: now, reason: reason))
+    }
+
+    @inlinable mutating func dequeue(now: Instant) -> Packet? {
+        guard let t = ready.firstTime(), t <= now else { return nil }
+        return ready.removeFirst().packet
+    }
+
+    @inlinable var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
+
+    @inlinable mutating func flush(now: Instant, reason: DropReason) {
+        while !ready.isEmpty { drop(ready.removeFirst().packet, now: now, reason: reason) }
+    }
+
+    @inlinable mutating func drainDrops() -> [Dropped<Packet>] {
+        if drops.isEmpty { return [] }
+        let d = drops
+        drops = []
+        return d
+    }
+}

@@ -31,8 +31,7 @@ public struct RandomLoss<Packet: LinkPacket>: LinkStage {
     /// Gilbert–Elliott's current state.
     public private(set) var inBadState = false
     @usableFromInline var random: SeededRandom
-    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
-    @usableFromInline var drops: [Dropped<Packet>] = []
+    @usableFromInline var line = ReadyLine<Packet>()
 
     public init(_ process: LossProcess, random: SeededRandom = SeededRandom(seed: 0, stream: "loss")) {
         self.process = process; self.random = random
@@ -52,25 +51,11 @@ public struct RandomLoss<Packet: LinkPacket>: LinkStage {
     }
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
-        if losesNext() { drops.append(Dropped(packet: packet, at: now, reason: .loss)) }
-        else { ready.append(Timed(packet, now)) }
+        if losesNext() { line.drop(packet, now: now, reason: .loss) } else { line.append(packet, now: now) }
     }
 
-    public mutating func dequeue(now: Instant) -> Packet? {
-        guard let t = ready.firstTime(), t <= now else { return nil }
-        return ready.removeFirst().packet
-    }
-
-    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
-
-    public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
-    }
-
-    public mutating func drainDrops() -> [Dropped<Packet>] {
-        if drops.isEmpty { return [] }
-        let d = drops
-        drops = []
-        return d
-    }
+    public mutating func dequeue(now: Instant) -> Packet? { line.dequeue(now: now) }
+    public var nextEventTime: Instant { line.nextEventTime }
+    public mutating func flush(now: Instant, reason: DropReason) { line.flush(now: now, reason: reason) }
+    public mutating func drainDrops() -> [Dropped<Packet>] { line.drainDrops() }
 }

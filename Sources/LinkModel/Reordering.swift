@@ -50,8 +50,7 @@ public struct Reordering<Packet: LinkPacket>: LinkStage {
 public struct Duplication<Packet: LinkPacket>: LinkStage {
     public var probability: Probability
     @usableFromInline var random: SeededRandom
-    @usableFromInline var ready = PacketFIFO<Timed<Packet>>()
-    @usableFromInline var drops: [Dropped<Packet>] = []
+    @usableFromInline var line = ReadyLine<Packet>()
     /// Copies made so far.
     public private(set) var duplicated = 0
 
@@ -60,28 +59,15 @@ public struct Duplication<Packet: LinkPacket>: LinkStage {
     }
 
     public mutating func enqueue(_ packet: Packet, now: Instant) {
-        ready.append(Timed(packet, now))
+        line.append(packet, now: now)
         if random.chance(probability.value) {
             duplicated += 1
-            ready.append(Timed(packet, now))
+            line.append(packet, now: now)
         }
     }
 
-    public mutating func dequeue(now: Instant) -> Packet? {
-        guard let t = ready.firstTime(), t <= now else { return nil }
-        return ready.removeFirst().packet
-    }
-
-    public var nextEventTime: Instant { ready.firstTime() ?? .distantFuture }
-
-    public mutating func flush(now: Instant, reason: DropReason) {
-        while !ready.isEmpty { drops.append(Dropped(packet: ready.removeFirst().packet, at: now, reason: reason)) }
-    }
-
-    public mutating func drainDrops() -> [Dropped<Packet>] {
-        if drops.isEmpty { return [] }
-        let d = drops
-        drops = []
-        return d
-    }
+    public mutating func dequeue(now: Instant) -> Packet? { line.dequeue(now: now) }
+    public var nextEventTime: Instant { line.nextEventTime }
+    public mutating func flush(now: Instant, reason: DropReason) { line.flush(now: now, reason: reason) }
+    public mutating func drainDrops() -> [Dropped<Packet>] { line.drainDrops() }
 }
