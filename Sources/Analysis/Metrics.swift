@@ -381,6 +381,9 @@ public enum RunAnalysis {
         var points = deliveries.map(\.time)
         if points.isEmpty { points = [flowStart!] }
         if end > points.last! { points.append(end) }
+        // One delivery that is also the flow's end leaves no interval at all: everything
+        // arrived at one instant, so the flow was silent from its start until then.
+        if points.count == 1, points[0] > flowStart! { points.insert(flowStart!, at: 0) }
         var maxGap = Interval.zero
         var maxGapStart: Instant?
         var stalls: [DeliveryGap] = []
@@ -576,52 +579,70 @@ public enum RunAnalysis {
     }
 }
 
-/// Coverage of every link over the run, from `coverage` and `link.params` events.
+/// Coverage of every link over the run, from `coverage` and `link.params` events
+/// (docs/METRICS.md, "coverage change"): every link is covered from the run's
+/// start until a `coverage` event says otherwise; events at t ≤ 0 set a link's
+/// initial state (the emulator writes each vehicle link's state at the run's
+/// start) and are not changes.
 struct CoverageHistory {
     struct Change { var time: Instant; var link: String; var covered: Bool; var loss: CoverageLoss }
     /// Changes of state only (a repeated "covered" is not a change), in time order.
     var changes: [Change] = []
+    /// Each link's state at the run's start, where a `coverage` event at t ≤ 0 gave it.
+    var initial: [String: Bool] = [:]
     var bands: [CoverageBand] = []
     /// Rate of each link over time: (from, rate).
     var rates: [String: [(Instant, Bitrate?)]] = [:]
+    /// Every link with at least one `coverage` event, in order of its first one.
+    var links: [String] = []
 
     init(events: [LogEvent], runEnd: Instant) {
         var state: [String: Bool] = [:]
-        var openBand: [String: Int] = [:]
+        var seen = Set<String>()
         for e in events {
             guard case .link(let link) = e.source else { continue }
             switch e.body {
             case let .coverage(covered, loss, rate):
                 if let rate { rates[link, default: []].append((e.time, rate)) }
-                guard state[link] != covered else { continue }
+                if seen.insert(link).inserted { links.append(link) }
+                if e.time <= .zero {
+                    initial[link] = covered; state[link] = covered
+                    continue
+                }
+                // Links start covered: a first event saying "covered" is no change.
+                guard state[link] ?? true != covered else { continue }
                 state[link] = covered
                 changes.append(Change(time: e.time, link: link, covered: covered, loss: loss))
-                if covered {
-                    openBand[link] = bands.count
-                    bands.append(CoverageBand(link: link, start: e.time, end: nil, rate: rate ?? currentRate(link, at: e.time)))
-                } else if let i = openBand.removeValue(forKey: link) {
-                    bands[i].end = e.time
-                }
             case .linkParameters(let rate, _, _):
                 if let rate { rates[link, default: []].append((e.time, rate)) }
             default: break
             }
         }
-    }
-
-    var links: [String] {
-        var seen = Set<String>()
-        return changes.compactMap { seen.insert($0.link).inserted ? $0.link : nil }
+        // Bands: from the run's start for links covered then, and from each arrival.
+        var openBand: [String: Int] = [:]
+        for link in links where initial[link] ?? true {
+            openBand[link] = bands.count
+            bands.append(CoverageBand(link: link, start: .zero, end: nil, rate: currentRate(link, at: .zero)))
+        }
+        for c in changes {
+            if c.covered {
+                openBand[c.link] = bands.count
+                bands.append(CoverageBand(link: c.link, start: c.time, end: nil, rate: currentRate(c.link, at: c.time)))
+            } else if let i = openBand.removeValue(forKey: c.link) {
+                bands[i].end = c.time
+            }
+        }
     }
 
     func currentRate(_ link: String, at t: Instant) -> Bitrate? {
         rates[link]?.last(where: { $0.0 <= t })?.1
     }
 
-    /// A link with no coverage events is covered all the time.
+    /// A link with no coverage events is covered all the time; one with events
+    /// is in its initial state (covered unless an event at t ≤ 0 said otherwise)
+    /// until its first change.
     func isCovered(_ link: String, at t: Instant) -> Bool {
-        guard changes.contains(where: { $0.link == link }) else { return true }
-        return changes.last(where: { $0.link == link && $0.time <= t })?.covered ?? false
+        changes.last(where: { $0.link == link && $0.time <= t })?.covered ?? initial[link] ?? true
     }
 
     func nextLoss(of link: String, after t: Instant) -> Instant? {

@@ -137,6 +137,7 @@ final class StackRun {
         emulator = emu
         clock.sleep(until: .zero)
         var coverageLog = CoverageLogWriter(logs: linkLogs, origin: epoch)
+        coverageLog.writeInitial(prepared.timeline, links: vehicleEnds.map(\.link))
         coverageLog.write(emu.appliedChanges)
 
         if pcap {
@@ -363,12 +364,29 @@ struct CoverageLogWriter {
 
     init(logs: [String: EventLogWriter], origin: Int64) { self.logs = logs; self.origin = origin }
 
+    /// Each of `links`' state at the run's start, at t = 0 (docs/METRICS.md: the
+    /// initial state, not a change), so that analysis knows every vehicle link —
+    /// also one the timeline never touches — and whether it starts covered.
+    mutating func writeInitial(_ timeline: CoverageTimeline, links: [String]) {
+        let covered = coveredLinks(timeline, links: links, at: .zero)
+        for name in links {
+            guard let log = logs[name], loggedCovered[name] == nil else { continue }
+            let loss = timeline.events.lazy.compactMap { e -> CoverageLoss? in
+                if e.link == name, case let .coverage(_, loss) = e.change { return loss }
+                return nil
+            }.first ?? .silent
+            loggedCovered[name] = covered[name]!
+            log.log(.coverage(covered: covered[name]!, loss: loss, rate: nil), at: .zero)
+        }
+    }
+
     mutating func write(_ changes: [AppliedChange]) {
         guard changes.count > written else { return }
         for c in changes[written...] {
             let name = c.link
             guard let log = logs[name] else { continue }
-            let t = Instant(nanoseconds: c.applied.nanoseconds - origin)
+            // Steps due at the timeline's start set the initial state: logged at t = 0.
+            let t = c.scheduled.nanoseconds <= origin ? Instant.zero : Instant(nanoseconds: c.applied.nanoseconds - origin)
             switch c.step {
             case let .set(p):
                 if let r = p.rate, rate[name] != r, c.direction == .aToB || rate[name] == nil {

@@ -278,8 +278,7 @@ enum HandoverTable {
         var table: [[String]] = [["stack", "flow", "gap per handover (coverage change: gap)", "stall", "survived", "goodput", "subflows"]]
         for run in runs {
             for flow in run.flows {
-                // Changes in the first 50 ms set the links' initial state: not handovers.
-                let gaps = flow.handovers.filter { $0.time.nanoseconds >= 50_000_000 }.map { h in
+                let gaps = flow.handovers.map { h in
                     "\(formatSeconds(Interval(nanoseconds: h.time.nanoseconds))) \(h.link) \(h.covered ? "up" : "down"): \(h.gap.map(formatMilliseconds) ?? "–")"
                 }.joined(separator: "; ")
                 table.append([run.stack, flow.conn, gaps.isEmpty ? "–" : gaps, formatMilliseconds(flow.stallTime),

@@ -17,7 +17,8 @@ enum HandMadeRuns {
         return log
     }
 
-    /// Make-before-break over MPTCP: link a covers 0–5 s, link b from 4 s, both 10 Mbit/s.
+    /// Make-before-break over MPTCP: link a covers 0–5 s, link b from 4 s, both 10 Mbit/s
+    /// (their states at t = 0 are initial states, not handovers).
     /// CBR 100 msg/s × 1000 B from 0 to 10 s (message k sent at 10k ms, delivered 1 ms later),
     /// except messages 500–529 (sent 5.00–5.29 s), held behind the dead subflow and
     /// delivered together at 5.301 s with message 530.
@@ -46,6 +47,7 @@ enum HandMadeRuns {
         let links = [
             LogEvent(time: .zero, source: .link("a"), body: .logStart(version: 1, run: "t1", stack: "kernel-mptcp", attributes: [:])),
             LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: .mbit(10))),
+            LogEvent(time: .zero, source: .link("b"), body: .coverage(covered: false, loss: .silent, rate: .mbit(10))),
             LogEvent(time: ms(4000), source: .link("b"), body: .coverage(covered: true, loss: .silent, rate: .mbit(10))),
             LogEvent(time: ms(5000), source: .link("a"), body: .coverage(covered: false, loss: .silent, rate: nil)),
             LogEvent(time: ms(10_000), source: .node("run"), body: .runEnd),
@@ -69,6 +71,7 @@ enum HandMadeRuns {
         let links = [
             LogEvent(time: .zero, source: .link("a"), body: .logStart(version: 1, run: "t2", stack: "kernel-tcp", attributes: [:])),
             LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: .mbit(10))),
+            LogEvent(time: .zero, source: .link("b"), body: .coverage(covered: false, loss: .silent, rate: .mbit(10))),
             LogEvent(time: ms(5000), source: .link("a"), body: .coverage(covered: false, loss: .silent, rate: nil)),
             LogEvent(time: ms(5500), source: .link("b"), body: .coverage(covered: true, loss: .silent, rate: .mbit(10))),
             LogEvent(time: ms(10_000), source: .node("run"), body: .runEnd),
@@ -157,20 +160,22 @@ enum HandMadeRuns {
 
     @Test func perHandover() {
         let h = mbb.flows[0].handovers
-        #expect(h.map(\.link) == ["a", "b", "a"])
-        #expect(h.map(\.covered) == [true, true, false])
-        // a arrives at 0, before the connection (first conn.state at 40 ms): subflow 0 on a at 50 ms.
-        #expect(h[0].gap == .milliseconds(10))
-        #expect(h[0].subflowUsableAfter == .milliseconds(10))
+        // a covered and b out of range at t = 0 are the links' initial states, not handovers.
+        #expect(h.map(\.link) == ["b", "a"])
+        #expect(h.map(\.covered) == [true, false])
+        #expect(mbb.metric("handovers") == .count(2))
         // b arrives at 4 s: its window [4 s, 5 s) touches the silence that starts at 4.991 s.
-        #expect(h[1].gap == .milliseconds(310))
-        #expect(h[1].subflowUsableAfter == .milliseconds(100))
-        #expect(h[1].trafficMovedAfter == nil)
+        #expect(h[0].gap == .milliseconds(310))
+        #expect(h[0].subflowUsableAfter == .milliseconds(100))
+        #expect(h[0].trafficMovedAfter == nil)
         // a is lost at 5 s: delivery resumes at 5.301 s.
-        #expect(h[2].gap == .milliseconds(310))
-        #expect(h[2].gapStart == HandMadeRuns.ms(4991) && h[2].gapEnd == HandMadeRuns.ms(5301))
-        #expect(h[2].trafficMovedAfter == .milliseconds(301))
-        #expect(h[2].subflowUsableAfter == nil)
+        #expect(h[1].gap == .milliseconds(310))
+        #expect(h[1].gapStart == HandMadeRuns.ms(4991) && h[1].gapEnd == HandMadeRuns.ms(5301))
+        #expect(h[1].trafficMovedAfter == .milliseconds(301))
+        #expect(h[1].subflowUsableAfter == nil)
+        // Coverage bands start at the run's start for a link covered then.
+        #expect(mbb.coverage.map { [$0.link, "\($0.start.nanoseconds / 1_000_000)", $0.end.map { "\($0.nanoseconds / 1_000_000)" } ?? "-"] }
+                == [["a", "0", "5000"], ["b", "4000", "-"]])
     }
 
     @Test func survivesOverlappingCoverage() {
@@ -199,6 +204,7 @@ enum HandMadeRuns {
         let arrival = try #require(f.handovers.first { $0.link == "b" })
         #expect(arrival.subflowUsableAfter == nil)
         #expect(tcp.metric("max_join_latency") == nil)
+        #expect(f.handovers.map(\.link) == ["a", "b"])
         let loss = try #require(f.handovers.first { $0.link == "a" && !$0.covered })
         #expect(loss.trafficMovedAfter == nil)
         #expect(f.redundancyTime == .zero)
@@ -287,8 +293,10 @@ enum HandMadeRuns {
 
 @Suite struct JoinLatencyTests {
     @Test func aPathPresentBeforeTheConnectionIsMeasuredFromItsStart() {
+        // a starts out of range and arrives at 0.5 s, before the receiver starts at 1 s.
         let events = [
-            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
+            LogEvent(time: .zero, source: .link("a"), body: .coverage(covered: false, loss: .silent, rate: nil)),
+            LogEvent(time: HandMadeRuns.ms(500), source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
             LogEvent(time: HandMadeRuns.ms(1000), source: .node("s"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
             LogEvent(time: HandMadeRuns.ms(1200), source: .node("s"), body: .subflowState(SubflowChange(conn: "c", subflow: 0, state: .established, path: "a"))),
             LogEvent(time: HandMadeRuns.ms(1300), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 5)),
@@ -298,7 +306,7 @@ enum HandMadeRuns {
         #expect(f.handovers[0].subflowUsableAfter == .milliseconds(200))
         // With the connection's start logged, it counts from there.
         let connecting = LogEvent(time: HandMadeRuns.ms(1150), source: .node("c"), body: .connectionState(conn: "c", state: .connecting, mptcp: nil, reason: nil))
-        let g = RunAnalysis.analyze(events: Array(events[0...1]) + [connecting] + Array(events[2...])).flows[0]
+        let g = RunAnalysis.analyze(events: Array(events[0...2]) + [connecting] + Array(events[3...])).flows[0]
         #expect(g.handovers[0].subflowUsableAfter == .milliseconds(50))
     }
 
@@ -317,12 +325,96 @@ enum HandMadeRuns {
             LogEvent(time: HandMadeRuns.ms(2000), source: .link("a"), body: .coverage(covered: true, loss: .silent, rate: nil)),
             LogEvent(time: HandMadeRuns.ms(2400), source: .node("s"), body: .bytesDelivered(conn: "c", bytes: 5, total: 10)),
         ]
-        let without = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        let without = RunAnalysis.analyze(events: events).flows[0].handovers[1]
         #expect(without.subflowPersisted && without.subflowUsableAfter == .zero)
         // Progress at 0.5 s, a repeat of the same counters at 2.1 s (no advance), an advance at 2.3 s.
         events += [progress(500, 100), progress(2100, 100), progress(2300, 200)]
         events.sort { $0.time < $1.time }
-        let with = RunAnalysis.analyze(events: events).flows[0].handovers[2]
+        let with = RunAnalysis.analyze(events: events).flows[0].handovers[1]
         #expect(with.subflowPersisted && with.subflowUsableAfter == .milliseconds(300))
+    }
+}
+
+/// Issue 10's analysis defects, each on a hand-made log with its answer worked out.
+@Suite struct CoverageStateTests {
+    static func ms(_ n: Int) -> Instant { HandMadeRuns.ms(n) }
+    static func cover(_ t: Int, _ link: String, _ covered: Bool) -> LogEvent {
+        LogEvent(time: ms(t), source: .link(link), body: .coverage(covered: covered, loss: .silent, rate: nil))
+    }
+    static func subflow(_ t: Int, _ id: Int, _ path: String, _ state: SubflowState = .established) -> LogEvent {
+        LogEvent(time: ms(t), source: .node("car"), body: .subflowState(SubflowChange(conn: "c", subflow: id, state: state, path: path)))
+    }
+    /// A sink on the car receiving 1000 B every 10 ms from 0.3 s to 9 s, then an orderly end.
+    static func sink(from: Int = 300, to: Int = 9000) -> [LogEvent] {
+        var events = [LogEvent(time: .zero, source: .node("car"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil))]
+        var total: Int64 = 0
+        for t in stride(from: from, through: to, by: 10) {
+            total += 1000
+            events.append(LogEvent(time: ms(t), source: .node("car"), body: .bytesDelivered(conn: "c", bytes: 1000, total: total)))
+        }
+        events.append(LogEvent(time: ms(to), source: .node("car"), body: .connectionState(conn: "c", state: .finished, mptcp: true, reason: nil)))
+        return events
+    }
+    static func analyze(_ events: [LogEvent]) -> RunResult {
+        RunAnalysis.analyze(events: events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element))
+    }
+
+    @Test func initialStatesAreNotHandovers() {
+        // What the orchestrator writes: a covered and b out of range at t = 0, b arrives at
+        // 3 s, a leaves at 6 s. Only those two are changes, whatever the initial states say.
+        let r = Self.analyze([Self.cover(0, "a", true), Self.cover(0, "b", false), Self.cover(3000, "b", true),
+                              Self.cover(6000, "a", false)] + Self.sink())
+        let h = r.flows[0].handovers
+        #expect(h.map { "\($0.link) \($0.covered) \($0.time.nanoseconds / 1_000_000)" } == ["b true 3000", "a false 6000"])
+        #expect(r.metric("handovers") == .count(2))
+        // A repeated initial state, or a first "covered" on a link that starts covered, changes nothing.
+        let s = Self.analyze([Self.cover(0, "a", true), Self.cover(0, "a", true), Self.cover(2000, "c", true)] + Self.sink())
+        #expect(s.flows[0].handovers.isEmpty && s.metric("handovers") == .count(0))
+        #expect(s.coverage.map(\.link) == ["a", "c"] && s.coverage.allSatisfy { $0.start == .zero && $0.end == nil })
+    }
+
+    @Test func linksWithoutEventsAreCoveredAndALinkIsCoveredUntilItsFirstLoss() {
+        // The drive of issue 10: a is lost at 5 s (its only event), b never gets one.
+        // Two usable subflows from 0.305 s (b's subflow) until 5 s: 4695 ms of redundancy.
+        let r = Self.analyze([Self.cover(5000, "a", false), Self.subflow(249, 0, "a"), Self.subflow(305, 1, "b")] + Self.sink())
+        let f = r.flows[0]
+        #expect(f.subflowCounts.map { [$0.time.nanoseconds / 1_000_000, Int64($0.established), Int64($0.usable)] } == [
+            [0, 0, 0], [249, 1, 1], [305, 2, 2], [5000, 2, 1],
+        ])
+        #expect(f.redundancyTime == .milliseconds(4695))
+        #expect(r.metric("redundancy") == .duration(.milliseconds(4695)))
+        #expect(f.handovers.map(\.covered) == [false])
+        #expect(r.coverage == [CoverageBand(link: "a", start: .zero, end: Self.ms(5000), rate: nil)])
+    }
+
+    @Test func idealCountsALinkAsCoveredBeforeItsFirstLoss() {
+        // 1 Mbit/s on a, covered until 2 s; a CBR sender offering 2 Mbit/s from 0 to 4 s.
+        let events = [
+            LogEvent(time: .zero, source: .link("a"), body: .linkParameters(rate: .mbit(1), delay: nil, loss: nil)),
+            Self.cover(2000, "a", false),
+            LogEvent(time: .zero, source: .node("srv"), body: .appStart(conn: "c", app: "cbr", role: .sender, offered: .mbit(2))),
+            LogEvent(time: Self.ms(4000), source: .node("srv"), body: .appStop(conn: "c", reason: "done")),
+        ] + Self.sink(to: 1000)
+        // 1 Mbit/s × 2 s = 250 000 B; nothing after a is lost.
+        #expect(Self.analyze(events).flows[0].idealBytes == 250_000)
+    }
+
+    @Test func oneDeliveryAtTheEndIsOneLongSilence() {
+        // A sink that logged all its bytes at once at 3.3 s (the coalescing bug of issue 10's
+        // bulk flow with max_gap = 0) then finished: silent from its start at 0.9 s until then.
+        let events = [
+            LogEvent(time: Self.ms(900), source: .node("car"), body: .appStart(conn: "c", app: "sink", role: .receiver, offered: nil)),
+            LogEvent(time: Self.ms(3300), source: .node("car"), body: .bytesDelivered(conn: "c", bytes: 6_160_384, total: 6_160_384)),
+            LogEvent(time: Self.ms(3300), source: .node("car"), body: .connectionState(conn: "c", state: .finished, mptcp: true, reason: nil)),
+        ]
+        let f = Self.analyze(events).flows[0]
+        #expect(f.end == Self.ms(3300))
+        #expect(f.maxGap == .milliseconds(2400))
+        #expect(f.maxGapStart == Self.ms(900))
+        #expect(f.stallTime == .milliseconds(2400))
+        // Two deliveries keep the usual definition: the gap between them.
+        let two = Self.analyze(Array(events[0...1]) + [LogEvent(time: Self.ms(3400), source: .node("car"),
+            body: .bytesDelivered(conn: "c", bytes: 10, total: 6_160_394))] + [events[2]]).flows[0]
+        #expect(two.maxGap == .milliseconds(100))
     }
 }

@@ -104,6 +104,8 @@ struct RunCommandRootTests {
         #expect((tcp?["stall_time_ms"] as? Double ?? 0) >= 1500, "\(String(describing: tcp))")
         #expect((tcp?["max_gap_ms"] as? Double ?? 0) >= 4500)
         #expect(tcp?["survived"] as? Bool == false)
+        // rsu2 out of range at 0 s is its initial state: the handovers are rsu1's loss and rsu2's arrival.
+        #expect((tcp?["handovers"] as? [Any])?.count == 2, "\(String(describing: tcp?["handovers"]))")
         #expect((try? String(contentsOf: junit, encoding: .utf8))?.contains("<failure") == true)
         let mptcpOutage = flow(b.results, stack: "kernel-mptcp")
         #expect((mptcpOutage?["max_gap_ms"] as? Double ?? 0) >= 1500, "no stack delivers while nothing covers the vehicle")
@@ -113,6 +115,10 @@ struct RunCommandRootTests {
         #expect(m.status == 0, "\(m.output)")
         let mptcp = flow(m.results, stack: "kernel-mptcp")
         #expect((mptcp?["max_subflows"] as? Int ?? 0) >= 2, "\(String(describing: mptcp))")
+        // rsu2 never gets a coverage change and is covered the whole run: both subflows are
+        // usable until rsu1 goes at 5 s (issue 10: this was 0), and that loss is the one handover.
+        #expect((mptcp?["redundancy_ms"] as? Double ?? 0) > 1000, "\(String(describing: mptcp))")
+        #expect((mptcp?["handovers"] as? [Any])?.count == 1)
         // Whether Linux then moves the CBR stream off the silently dead subflow
         // within seconds is the kernel's behaviour, not ours, and it varies from
         // run to run here: 0.4–0.6 s in most runs, no move at all for 8 s in
