@@ -237,20 +237,26 @@ public final class TrafficApp: @unchecked Sendable {
         var framed: Bool?
         var reassembler = MessageReassembler()
         var total: Int64 = 0
+        // Reads coalesced into one bytes.delivered: from the first read of the batch
+        // to the last, at most 1 ms apart (docs/LOGS.md); logged at the last read's
+        // time, when all of them had been delivered.
         var pendingBytes: Int64 = 0
-        var lastBytesEvent = Instant(nanoseconds: .min)
-        func flushBytes(_ now: Instant) {
+        var batchStart: Instant?
+        var lastRead = Instant.zero
+        func flushBytes() {
             guard pendingBytes > 0 else { return }
             total += pendingBytes
-            log.log(.bytesDelivered(conn: c.conn, bytes: pendingBytes, total: total), at: now)
+            log.log(.bytesDelivered(conn: c.conn, bytes: pendingBytes, total: total), at: lastRead)
             pendingBytes = 0
-            lastBytesEvent = now
+            batchStart = nil
         }
+        // A read that fails (reset) still leaves the bytes before it delivered.
+        defer { flushBytes() }
         while true {
             let n = try buffer.withUnsafeMutableBytes { try socket.read(into: $0) }
             let now = log.clock.now()
             if n == 0 {
-                flushBytes(now)
+                flushBytes()
                 if isStopping { return }
                 log.log(.connectionState(conn: c.conn, state: .finished, mptcp: nil,
                                          reason: reassembler.atMessageBoundary ? nil : "stream ended inside a message"))
@@ -272,9 +278,12 @@ public final class TrafficApp: @unchecked Sendable {
                     log.log(.appDelivered(AppMessage(conn: c.conn, sequence: m.sequence, size: m.size, sentAt: m.sentAt)), at: now)
                 }
             } else {
-                // Byte streams: coalesce reads within 1 ms (docs/LOGS.md).
+                // Byte streams: coalesce reads within 1 ms (docs/LOGS.md). A read more
+                // than 1 ms after the batch began starts the next batch.
+                if let s = batchStart, now - s > .milliseconds(1) { flushBytes() }
                 pendingBytes += Int64(framedBytes?.count ?? n)
-                if now - lastBytesEvent >= .milliseconds(1) { flushBytes(now) }
+                batchStart = batchStart ?? now
+                lastRead = now
             }
         }
         socket.shutdown(Int32(SHUT_WR))

@@ -90,6 +90,10 @@ struct NodeAppsRootTests {
             let totals = server.events.compactMap { e -> Int64? in if case let .bytesDelivered(_, _, t) = e.body { return t }; return nil }
             #expect(totals.last == flow["delivered_bytes"]?.int64Value)
             #expect(totals == totals.sorted())
+            // Reads are coalesced over at most 1 ms, so half a second of bulk over a
+            // loopback is many events, not one at the end (the max_gap = 0 of issue 10).
+            #expect(totals.count >= 10, "\(totals.count) bytes.delivered events")
+            #expect((flow["max_gap_ms"]?.doubleValue ?? 0) > 0)
         }
     }
 
@@ -131,6 +135,37 @@ struct NodeAppsRootTests {
             let parsed = EventLogFile.parse(text: try String(contentsOf: log, encoding: .utf8), file: "sink.jsonl")
             #expect(parsed.problems.isEmpty)
             #expect(parsed.events.last?.body == .appStop(conn: "flow0", reason: "stopped before a connection"))
+        }
+    }
+
+    @Test func interfaceChangesOfTheNamespaceAreLogged() throws {
+        try withNamespace { ns, address, dir in
+            let log = dir.appendingPathComponent("sink.jsonl")
+            let sink = try node(ns, ["--app", "sink", "--listen", "\(address):6004", "--socket", "kernel-tcp", "--node", "server", "--log", log.path])
+            defer { if sink.isRunning { kill(sink.processIdentifier, SIGKILL) } }
+            try waitListening(ns, port: 6004)
+            usleep(300_000) // the monitor has read the namespace's interfaces
+            let extra = address.split(separator: ".").prefix(3).joined(separator: ".") + ".9/32"
+            // A veth pair inside the namespace: its carrier follows the peer, as the emulator's `carrier` loss does.
+            for step in [["link", "add", "wsv0", "type", "veth", "peer", "name", "wsv1"], ["addr", "add", extra, "dev", "wsv0"],
+                         ["link", "set", "wsv1", "up"], ["link", "set", "wsv0", "up"], ["link", "set", "wsv1", "down"],
+                         ["link", "set", "wsv0", "down"], ["addr", "del", extra, "dev", "wsv0"]] {
+                try T.sh(["ip", "-n", ns] + step)
+                usleep(100_000)
+            }
+            usleep(300_000)
+            kill(sink.processIdentifier, SIGTERM)
+            sink.waitUntilExit()
+            let parsed = EventLogFile.parse(text: try String(contentsOf: log, encoding: .utf8), file: "sink.jsonl")
+            #expect(parsed.problems.isEmpty)
+            let seen = parsed.events.compactMap { e -> String? in
+                guard case let .interface(name, change, address) = e.body, name == "wsv0",
+                      address.map({ !$0.contains(":") }) ?? true else { return nil } // IPv6 link-local comes and goes too
+                return change.rawValue + (address.map { " " + $0 } ?? "")
+            }
+            #expect(seen == ["address-added \(extra)", "link-up", "carrier-up", "carrier-down", "link-down", "address-removed \(extra)"])
+            // lo, up and addressed before the node started, is its initial state: nothing logged.
+            #expect(!parsed.events.contains { if case .interface("lo", _, _) = $0.body { return true }; return false })
         }
     }
 
