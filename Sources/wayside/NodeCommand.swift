@@ -155,6 +155,10 @@ struct NodeCommand: ParsableCommand {
             writer = try EventLogWriter(path: log, source: .node(node), clock: clock, run: runID, stack: socket, attributes: attrs)
         } catch { throw ValidationError("--log: \(error)") }
         defer { writer.close() }
+        // Kernel stacks: the namespace's link, carrier and address changes (docs/LOGS.md `interface`).
+        let interfaces = [SocketKind.kernelMPTCP, .kernelTCP].contains(configuration.socket) ? try? InterfaceMonitor(log: writer) : nil
+        interfaces?.start()
+        defer { interfaces?.stop() }
         let trafficApp = TrafficApp(configuration: configuration, log: writer)
         let blocked = set
         let waiter = Thread {
