@@ -9,15 +9,15 @@ import Testbed
 struct EmulatorBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emulator",
-        abstract: "Benchmark the userspace link emulator: forwarding rate and delay error on one link.",
-        discussion: "Needs root. Builds two hosts joined by one emulated link (run id prefix 'b'), and removes them afterwards.")
+        abstract: "Benchmark the userspace link emulator: forwarding rate (one link and ten at once) and delay error.",
+        discussion: "Needs root. Builds hosts joined by emulated links (run id prefix 'b'), and removes them afterwards.")
 
     @Option(help: "Datagrams per measurement.")
     var count = 100_000
 
     func run() throws {
         guard getuid() == 0 else { throw fail("the emulator benchmark builds namespaces and needs root") }
-        print("userspace emulator, one link, kernel UDP from a to b (the sender and receiver are single threads)")
+        print("userspace emulator (one event loop), kernel UDP from a to b on each link (one sender and one receiver thread per link)")
         print("forwarded: frames the emulator sent on per second; received: datagrams the receiving socket got per second")
         print("measurement                       | offered pps | forwarded pps | received pps | Gbit/s (forwarded frames) | delay error p50 | p99")
         print("----------------------------------|-------------|---------------|--------------|---------------------------|-----------------|------")
@@ -26,6 +26,9 @@ struct EmulatorBenchCommand: ParsableCommand {
             let r = try measure(link: "", size: size, count: count, interval: .zero)
             maxPPS[size] = r.forwarded
             row("max rate, \(size)-byte UDP payload", r)
+        }
+        for size in [64, 1472] {
+            row("ten links at once, \(size)-byte UDP", try measureTen(size: size, count: max(1000, count / 10)))
         }
         for share in [0.5, 0.9] {
             let pps = maxPPS[1472]! * share
@@ -95,6 +98,57 @@ struct EmulatorBenchCommand: ParsableCommand {
         print(name.padding(toLength: 34, withPad: " ", startingAt: 0) + "| "
               + String(format: "%11.0f | %13.0f | %12.0f | %25.3f | ", r.offered, r.forwarded, r.received, r.gbps)
               + ms(r.p50).padding(toLength: 15, withPad: " ", startingAt: 0) + " | " + ms(r.p99))
+    }
+
+    /// Ten pairs of hosts, each joined by its own emulated link, all through one
+    /// emulator; every link's sender goes as fast as it can at the same time.
+    /// Forwarded: frames out of the emulator on all links per second, from the senders' start to the last.
+    func measureTen(size: Int, count: Int) throws -> Result {
+        let n = 10
+        let yaml = "nodes:\n" + (0..<n).map { "  a\($0): {role: host}\n  b\($0): {role: host}\n" }.joined()
+            + "links:\n" + (0..<n).map { "  - {endpoints: [a\($0), b\($0)], emulate: true}\n" }.joined()
+        let topology = try Topology.parse(text: yaml, file: "bench-ten.yaml")
+        let plan = try TestbedPlan(topology: topology, runID: RunID("b" + RunID.random().value)!)
+        let testbed = try TestbedNetwork.build(plan)
+        defer { try? testbed.teardown() }
+        let emulator = UserspaceEmulator(links: plan.emulatedLinks)
+        try emulator.start()
+        defer { emulator.stop() }
+        let ends = plan.links.map { l in
+            (name: l.name, a: Probe.Endpoint(namespace: l.a.namespace, address: l.a.address!.address),
+             b: Probe.Endpoint(namespace: l.b.namespace, address: l.b.address!.address))
+        }
+        for e in ends {
+            _ = try Probe.datagrams(from: e.a, to: e.b, port: 9, count: 5, interval: .milliseconds(10), size: 64, linger: .milliseconds(100))
+        }
+        func forwarded() -> Int { ends.reduce(0) { $0 + emulator.counters(link: $1.name, direction: .aToB).sent } }
+        let before = forwarded()
+        let start = UserspaceEmulator.now()
+        let results = (0..<n).map { _ in ProbeResult() }
+        let done = DispatchSemaphore(value: 0)
+        for (k, e) in ends.enumerated() {
+            Thread {
+                results[k].run = Swift.Result { try Probe.datagrams(from: e.a, to: e.b, port: 7001, count: count, interval: .zero, size: size) }
+                done.signal()
+            }.start()
+        }
+        // Aggregates over the whole run: frames forwarded on all links from the senders' start
+        // to the last the counters saw, and likewise datagrams sent and received on all links.
+        var last = (at: start, sent: before)
+        var finished = 0
+        while finished < n {
+            if done.wait(timeout: .now() + .milliseconds(2)) == .success { finished += 1 }
+            let c = forwarded()
+            if c != last.sent { last = (UserspaceEmulator.now(), c) }
+        }
+        let runs = try results.map { try $0.run!.get() }
+        let pps = last.at > start ? Double(last.sent - before) / (last.at - start).seconds : 0
+        func rate(_ times: [Instant]) -> Double {
+            times.count > 1 ? Double(times.count - 1) / (times.max()! - times.min()!).seconds : 0
+        }
+        let offered = rate(runs.flatMap { $0.sendTimes.filter { $0 != .distantFuture } })
+        let received = rate(runs.flatMap { $0.received.map { $0.sent + $0.oneWay } })
+        return Result(offered: offered, forwarded: pps, received: received, gbps: pps * Double(size + 42) * 8 / 1e9, p50: nil, p99: nil)
     }
 
     func measure(link: String, size: Int, count: Int, interval: Interval, expected: Interval? = nil) throws -> Result {
