@@ -120,6 +120,51 @@ int ws_packet_send(int fd, const uint8_t *frame, int length) {
     return n == length ? 0 : (n < 0 ? -errno : -EMSGSIZE);
 }
 
+int ws_packet_tap_open(int ifindex, int timeout_ms) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) return -errno;
+    int one = 1, buffer = 8 << 20;
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_ll addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sll_family = AF_PACKET;
+    addr.sll_protocol = htons(ETH_P_ALL);
+    addr.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int ws_packet_tap_receive(int fd, uint8_t *frame, int capacity, int *outgoing, int64_t *stamp_ns) {
+    struct sockaddr_ll from;
+    char control[256];
+    struct iovec iov = { frame, (size_t)capacity };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_name = &from; m.msg_namelen = sizeof from;
+    m.msg_iov = &iov; m.msg_iovlen = 1;
+    m.msg_control = control; m.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &m, 0);
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
+    *outgoing = from.sll_pkttype == PACKET_OUTGOING;
+    *stamp_ns = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            *stamp_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        }
+    }
+    return (int)n;
+}
+
 int ws_epoll_create(void) {
     int fd = epoll_create1(EPOLL_CLOEXEC);
     return fd < 0 ? -errno : fd;

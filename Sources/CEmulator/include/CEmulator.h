@@ -33,6 +33,17 @@ int ws_packet_receive_batch(int fd, uint8_t *buffers, int stride, int count, int
 /// Sends one frame; returns 0 or -errno.
 int ws_packet_send(int fd, const uint8_t *frame, int length);
 
+/// A capture socket (AF_PACKET) on interface `ifindex` of the calling thread's
+/// namespace that sees both the frames the interface receives and those it
+/// sends, with kernel timestamps (SO_TIMESTAMPNS: on arrival, and for frames
+/// sent when they leave the queueing discipline), blocking for at most
+/// `timeout_ms` per receive. Returns the descriptor or -errno.
+int ws_packet_tap_open(int ifindex, int timeout_ms);
+
+/// One captured frame: its length (0 on timeout, -errno on error), whether the
+/// interface sent it (`*outgoing` = 1) and its CLOCK_REALTIME stamp.
+int ws_packet_tap_receive(int fd, uint8_t *frame, int capacity, int *outgoing, int64_t *stamp_ns);
+
 int ws_epoll_create(void);
 /// Watches `fd` for input; `token` comes back from `ws_epoll_wait`.
 int ws_epoll_add(int epfd, int fd, uint64_t token);
