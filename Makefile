@@ -48,6 +48,7 @@ bench: test-deps build
 	$(BIN) bench testbed
 	$(BIN) bench emulator
 	$(BIN) bench mptcp --simult-flows
+	$(BIN) bench sim
 
 build:
 	$(SWIFT) build -c $(CONFIG)
