@@ -16,7 +16,7 @@ run: deps build
 
 # End-to-end experiments with kernel MPTCP run after the rest, one at a time:
 # on 2 cores they and the emulator's fidelity tests disturb each other's timing.
-E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests
+E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests|SweepRealRootTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(E2E_SUITES)'
