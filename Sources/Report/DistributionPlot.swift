@@ -36,9 +36,11 @@ public struct DistributionPlot {
     public var svg: String {
         let all = groups.flatMap(\.values)
         let lo = min(0, all.min() ?? 0)
-        let hi = niceCeiling(max(all.max() ?? 1, 1e-9))
-        let left = 260.0, width = 600.0, rowHeight = 22.0, top = 24.0
-        let bottom = top + Double(max(groups.count, 1)) * rowHeight
+        // All zeros (a flag never set, nothing lost) still gets a 0…1 axis.
+        let top = all.max() ?? 0
+        let hi = top > 0 ? niceCeiling(top) : 1
+        let left = 260.0, width = 600.0, rowHeight = 22.0, plotTop = 24.0
+        let bottom = plotTop + Double(max(groups.count, 1)) * rowHeight
         let height = bottom + 34
         func x(_ v: Double) -> Double { left + width * (v - lo) / max(hi - lo, 1e-12) }
 
@@ -47,11 +49,11 @@ public struct DistributionPlot {
         s += "<text x=\"4\" y=\"14\">\(xmlEscape(title))\(unit.isEmpty ? "" : " (\(xmlEscape(unit)))")</text>\n"
         for k in 0...5 {
             let v = lo + (hi - lo) * Double(k) / 5
-            s += "<line x1=\"\(f(x(v)))\" y1=\"\(f(top))\" x2=\"\(f(x(v)))\" y2=\"\(f(bottom))\" stroke=\"#eee\" />"
+            s += "<line x1=\"\(f(x(v)))\" y1=\"\(f(plotTop))\" x2=\"\(f(x(v)))\" y2=\"\(f(bottom))\" stroke=\"#eee\" />"
             s += "<text x=\"\(f(x(v)))\" y=\"\(f(bottom + 14))\" text-anchor=\"middle\">\(formatNumber(v, digits: 3))</text>\n"
         }
         for (i, g) in groups.enumerated() {
-            let yMid = top + Double(i) * rowHeight + rowHeight / 2
+            let yMid = plotTop + Double(i) * rowHeight + rowHeight / 2
             let note = g.missing > 0 ? " (\(g.missing) unmeasured)" : ""
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(yMid + 4))\" text-anchor=\"end\">\(xmlEscape(g.label))\(xmlEscape(note))</text>\n"
             let sorted = g.values.sorted()
@@ -68,7 +70,7 @@ public struct DistributionPlot {
             }
             s += "\n"
         }
-        s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(width))\" height=\"\(f(bottom - top))\" fill=\"none\" stroke=\"#999\" />\n"
+        s += "<rect x=\"\(f(left))\" y=\"\(f(plotTop))\" width=\"\(f(width))\" height=\"\(f(bottom - plotTop))\" fill=\"none\" stroke=\"#999\" />\n"
         s += "</svg>\n"
         return s
     }

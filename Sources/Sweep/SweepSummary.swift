@@ -137,7 +137,7 @@ public enum SweepSummary {
         <style>
         body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
         table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-        th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+        th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
         th:first-child, td:first-child { text-align: left; }
         .fail { color: #b00; font-weight: bold; }
         .pass { color: #070; }
@@ -159,13 +159,16 @@ public enum SweepSummary {
                 : "<p class=\"fail\">\(regression.failures.count) check(s) failed</p>\n"
             h += "<pre>\(xmlEscape(regression.diff))</pre>\n"
         }
-        h += "<h2>Configurations</h2>\n<table>\n<tr><th>configuration</th><th>parameters</th><th>runs</th><th>failed</th>"
-        for n in names { h += "<th>\(xmlEscape(n))</th>" }
+        // The table keeps to the metrics that say how a handover went (and those
+        // with a tolerance); every metric has its plot below and its CSV column.
+        let tabled = names.filter { n in SummaryTable.rows.contains(n) || manifest.tolerances.contains { $0.metric == n } }
+        h += "<h2>Configurations</h2>\n<table>\n<tr><th>configuration</th><th>runs</th><th>failed</th>"
+        for n in tabled { h += "<th>\(xmlEscape(n))</th>" }
         h += "</tr>\n"
         for s in summaries {
-            h += "<tr><td>\(xmlEscape(labels[s.key] ?? s.id))</td><td>\(xmlEscape(s.parameters.joined(separator: " ")))</td><td>\(s.runs)</td>"
+            h += "<tr><td><span title=\"\(xmlEscape(s.parameters.joined(separator: " ")))\">\(xmlEscape(labels[s.key] ?? s.id))</span> <span class=\"note\">\(xmlEscape(s.id))</span></td><td>\(s.runs)</td>"
             h += "<td\(s.failed > 0 ? " class=\"fail\"" : "")>\(s.failed)</td>"
-            for n in names { h += "<td>\(s.metric(n).map { xmlEscape(display($0.value, metric: n)) } ?? "–")</td>" }
+            for n in tabled { h += "<td>\(s.metric(n).map { xmlEscape(display($0.value, metric: n)) } ?? "–")</td>" }
             h += "</tr>\n"
         }
         h += "</table>\n"
@@ -180,14 +183,20 @@ public enum SweepSummary {
             for r in thresholdFailures { h += "<tr><td>\(xmlEscape(r.id))</td><td>\(xmlEscape(r.failedThresholds.joined(separator: "; ")))</td></tr>\n" }
             h += "</table>\n"
         }
+        h += "<p class=\"note\">Parameters of each configuration:</p>\n<ul class=\"note\">\n"
+        for s in summaries { h += "<li>\(xmlEscape(s.id)): \(xmlEscape(s.parameters.joined(separator: " ")))</li>\n" }
+        h += "</ul>\n"
         h += "<h2>Distributions</h2>\n"
         for n in names {
             var groups: [DistributionPlot.Group] = []
             var unit = ""
             for s in summaries {
                 let rs = manifest.records.filter { $0.configurationKey == s.key }
-                let values = rs.compactMap { $0.metric(n) }
+                // Rates read better in Mbit/s.
+                let scale = MetricCatalog.kind(of: n) == .rate ? 1e-6 : 1
+                let values = rs.compactMap { $0.metric(n) }.map { $0 * scale }
                 if unit.isEmpty { unit = rs.lazy.compactMap { $0.metrics.first { $0.name == n }?.unit }.first ?? "" }
+                if scale != 1 { unit = "Mbit/s" }
                 groups.append(DistributionPlot.Group(label: labels[s.key] ?? s.id, values: values, missing: rs.count - values.count))
             }
             h += DistributionPlot(title: n, unit: unit, groups: groups).svg
