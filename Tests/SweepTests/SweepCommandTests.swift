@@ -132,4 +132,17 @@ struct SweepCommandTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["s.yaml"])
     }
+
+    @Test func shippedSweepsDecodeAndTheirExecutorAcceptsEveryRun() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sweeps")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(!files.isEmpty)
+        for name in files {
+            let plan = try loadSweep(folder.appendingPathComponent(name).path)
+            #expect(plan.name + ".yaml" == name, "the sweep's name gives its default folder; keep it equal to the file's")
+            let executor: SweepExecutor = plan.simulate ? try simulatedExecutor(assertions: []) : RealRunExecutor(assertions: [])
+            #expect(executor.check(plan.runs) == nil, "\(name): \(executor.check(plan.runs)?.description ?? "")")
+        }
+    }
 }
