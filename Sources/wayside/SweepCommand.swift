@@ -76,6 +76,9 @@ struct SweepCommand: ParsableCommand {
         if writeBaseline != nil, s != .whole {
             throw ValidationError("--write-baseline needs every run: write it from the merged folder with `wayside merge DIR... --output DIR --write-baseline FILE`")
         }
+        if baseline != nil, plan.tolerances.isEmpty {
+            throw ValidationError("--baseline: \(plan.file) gives no tolerances (regression: metrics:), so nothing would be compared")
+        }
         let subs = try parseSubstitutions(compareAs)
         if !subs.isEmpty && baseline == nil { throw ValidationError("--compare-as needs --baseline") }
         return (plan, s, subs)
@@ -250,6 +253,9 @@ struct MergeCommand: ParsableCommand {
         switch SweepManifest.merge(parts) {
         case .success(let m): merged = m
         case .failure(let e): throw ValidationError(e.message)
+        }
+        if baseline != nil, merged.tolerances.isEmpty {
+            throw ValidationError("--baseline: sweep \(merged.name) (\(merged.file)) gives no tolerances (regression: metrics:), so nothing would be compared")
         }
         if writeBaseline != nil && !merged.missingShards.isEmpty {
             throw ValidationError("--write-baseline: shards \(merged.missingShards.map(\.description).joined(separator: ", ")) are missing; a baseline needs the whole sweep")
