@@ -38,6 +38,8 @@ bench: test-deps build
 	$(BIN) bench testbed
 	$(BIN) bench emulator
 	$(BIN) bench mptcp --simult-flows
+	$(BIN) bench sim
+	$(BIN) bench sweep
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -46,6 +46,13 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
 
+        // An experiment (topology plan, route timeline, traffic, Swift stack settings) run
+        // in virtual time, producing the event logs of a real run (`wayside run --simulate`).
+        .target(
+            name: "ExperimentSimulation",
+            dependencies: ["Core", "Wire", "TCP", "MPTCP", "Simulation", "LinkModel", "MPTCPSimulation", "Testbed", "Analysis"]
+        ),
+
         // Pure link models shared by the simulator and the emulator backends.
         // Generic over the packet type: clients (the simulator, the emulator) need the
         // bodies to specialise them, or every queue operation goes through runtime
@@ -99,7 +106,7 @@ let package = Package(
             dependencies: [
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
-                "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation",
+                "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation", "ExperimentSimulation",
                 "Sweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -120,6 +127,8 @@ let package = Package(
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "wayside", "Analysis", "Config", "Core"]),
+        .testTarget(name: "ExperimentSimulationTests",
+                    dependencies: ["ExperimentSimulation", "Analysis", "Testbed", "Core", "LinkModel", "MPTCP"]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]

@@ -21,14 +21,17 @@ public enum MPTCPApplication: Sendable, Hashable {
 public struct MPTCPEndpoint {
     public let application: MPTCPApplication
     public internal(set) var connection: MPTCPConnection?
-    let localPort: UInt16
-    let remote: NodeAddress
-    let remotePort: UInt16
+    public let localPort: UInt16
+    public let remote: NodeAddress
+    public let remotePort: UInt16
     var generator: PayloadGenerator
     var hasher = SHA256()
     var started = false
     var closed = false
     var nextMessage: Instant?
+    /// When this side opens the connection although its application only
+    /// reads (`sink`): the vehicle opens, the server sends (downlink).
+    var opensAt: Instant?
     /// The last instant the connection was polled, so that a deadline already
     /// due is reported just after it instead of spinning the network in place.
     var lastService = Instant.zero
@@ -78,6 +81,10 @@ public struct MPTCPHost: SimulatedHost {
     public let configuration: MPTCPConfiguration
     /// Interfaces whose address joins as backup (MP_JOIN backup flag).
     public var backupInterfaces: Set<Int> = []
+    /// When set, a bulk sender keeps at most this many written bytes not yet
+    /// acknowledged at the data level, writing more as acknowledgments free
+    /// room (a sender that runs until stopped); nil writes the whole stream at once.
+    public var bulkWriteAhead: Int?
     public internal(set) var endpoints: [MPTCPEndpoint] = []
     /// Listening ports and the application accepted connections run.
     var listeners: [UInt16: MPTCPApplication] = [:]
@@ -98,11 +105,14 @@ public struct MPTCPHost: SimulatedHost {
     }
 
     /// A connection from interface 0's address to `remote`, run by `application`.
+    /// A `sink` opens at `opensAt` (required for it: a sink otherwise only accepts).
     public mutating func addConnection(localPort: UInt16, remote: NodeAddress, remotePort: UInt16,
-                                       application: MPTCPApplication) {
+                                       application: MPTCPApplication, opensAt: Instant? = nil) {
         let payloadSeed = seed &+ UInt64(localPort) &* 31 &+ UInt64(remotePort)
-        endpoints.append(MPTCPEndpoint(application: application, localPort: localPort, remote: remote,
-                                       remotePort: remotePort, generator: PayloadGenerator(seed: payloadSeed)))
+        var e = MPTCPEndpoint(application: application, localPort: localPort, remote: remote,
+                              remotePort: remotePort, generator: PayloadGenerator(seed: payloadSeed))
+        e.opensAt = opensAt
+        endpoints.append(e)
     }
 
     /// Accept MPTCP connections on `port`, each running `application`.
@@ -118,6 +128,7 @@ public struct MPTCPHost: SimulatedHost {
             switch e.application {
             case .bulkSender(_, let start) where !e.started: t = min(t, start)
             case .constantBitRate(_, _, let start, _) where !e.started: t = min(t, start)
+            case .sink where !e.started: if let at = e.opensAt { t = min(t, at) }
             default: break
             }
             if let m = e.nextMessage { t = min(t, m) }
@@ -163,6 +174,8 @@ public struct MPTCPHost: SimulatedHost {
                                           remotePort: segment.sourcePort, generator: PayloadGenerator(seed: seed &+ connectionsMade))
                     e.connection = c
                     e.started = true
+                    // An accepted sender starts when the connection does.
+                    if case .constantBitRate(_, _, let start, _) = application { e.nextMessage = max(start, now) }
                     endpoints.append(e)
                     perform(actions, endpoint: endpoints.count - 1, now: now)
                     return
@@ -181,7 +194,8 @@ public struct MPTCPHost: SimulatedHost {
                 switch endpoints[i].application {
                 case .bulkSender(_, let start), .constantBitRate(_, _, let start, _):
                     if start <= now { open(i, now: now) }
-                case .sink: break
+                case .sink:
+                    if let at = endpoints[i].opensAt, at <= now { open(i, now: now) }
                 }
             }
             runApplication(i, now: now)
@@ -254,6 +268,7 @@ public struct MPTCPHost: SimulatedHost {
         case .bulkSender(let total, _):
             // The data level keeps what it was given until data-acknowledged; written whole.
             while endpoints[i].bytesWritten < total {
+                if let ahead = bulkWriteAhead, endpoints[i].connection!.unacknowledgedWrittenBytes >= ahead { break }
                 let n = min(65_536, total - endpoints[i].bytesWritten)
                 let chunk = endpoints[i].generator.next(n)
                 endpoints[i].hasher.update(data: chunk)

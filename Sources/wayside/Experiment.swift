@@ -1,6 +1,8 @@
 import Config
 import Core
 import Foundation
+import MPTCP
+import TCP
 
 /// What `wayside run` runs: a topology, a route, traffic, the stacks to compare,
 /// kernel MPTCP's path manager, seed, duration and thresholds. Built from an
@@ -32,8 +34,31 @@ struct Experiment {
     var seed: UInt64? = nil
     var duration: Interval? = nil
     var assertions: [String] = []
+    /// The Swift stack's path manager (`PathManagers.names`); `--path-manager fullmesh` sets both stacks'.
+    var swiftPathManager = PathManagers.defaultName
+    /// The Swift stack's packet scheduler (`Schedulers.names`).
+    var scheduler = Schedulers.defaultName
+    /// The Swift stack's congestion control: `cubic`, `reno`, or a coupled one (`lia`, `olia`, `balia`).
+    var congestionControl = CongestionControlAlgorithm.cubic.rawValue
 
-    static let keys = ["topology", "route", "traffic", "rate", "size", "direction", "stacks", "path-manager", "seed", "duration", "assert"]
+    static let keys = ["topology", "route", "traffic", "rate", "size", "direction", "stacks", "path-manager", "seed", "duration", "assert",
+                       "scheduler", "congestion-control"]
+
+    /// Path manager names: kernel MPTCP's (`subflow`, `fullmesh`) and the Swift stack's.
+    static var pathManagerNames: [String] { ["subflow"] + PathManagers.names }
+    static var congestionControlNames: [String] {
+        CongestionControlAlgorithm.allCases.map(\.rawValue) + CoupledAlgorithm.allCases.filter { $0 != .uncoupled }.map(\.rawValue)
+    }
+
+    /// Sets the path manager from a name: `subflow` is kernel MPTCP's (the Swift
+    /// stack keeps its default), `fullmesh` both stacks', the others the Swift
+    /// stack's (kernel MPTCP keeps `subflow`). False for an unknown name.
+    mutating func setPathManager(_ name: String) -> Bool {
+        guard Self.pathManagerNames.contains(name) else { return false }
+        if let kernel = PathManager(rawValue: name) { pathManager = kernel }
+        if PathManagers.names.contains(name) { swiftPathManager = name }
+        return true
+    }
 
     /// The embedded default: highway-2rsu, 30 s with one make-before-break
     /// handover, CBR downlink 1000 msg/s × 1 KiB, kernel-mptcp then kernel-tcp.
@@ -44,7 +69,8 @@ struct Experiment {
 
     /// Reads an experiment file. Relative topology and route paths are taken
     /// from the file's folder (or, for a bare name, `Topologies/`/`Routes/`).
-    static func load(contentsOf path: String) throws(ConfigError) -> Experiment {
+    /// `allowSwift`: the run simulates, so `swift` may be listed in `stacks`.
+    static func load(contentsOf path: String, allowSwift: Bool = false) throws(ConfigError) -> Experiment {
         let doc = try ConfigDocument(contentsOf: path)
         var e = Experiment.standard
         e.topology = nil
@@ -74,12 +100,22 @@ struct Experiment {
             var stacks: [Stack] = []
             for item in list {
                 guard let s = item.choice(Stack.self, what: "a stack") else { continue }
-                if s == .swift { item.report(Experiment.swiftNotReady) } else if !stacks.contains(s) { stacks.append(s) }
+                if s == .swift && !allowSwift { item.report(Experiment.swiftNotReady) } else if !stacks.contains(s) { stacks.append(s) }
             }
             if list.isEmpty { v.report("expected at least one stack") }
             e.stacks = stacks
         }
-        if let v = root["path-manager"], let p = v.choice(PathManager.self, what: "a path manager") { e.pathManager = p }
+        if let v = root["path-manager"], let p = v.string(expected: "a path manager"), !e.setPathManager(p) {
+            v.report("'\(p)' is not a path manager: one of \(pathManagerNames.joined(separator: ", "))")
+        }
+        if let v = root["scheduler"], let p = v.string(expected: "a scheduler") {
+            if Schedulers.names.contains(p) { e.scheduler = p } else { v.report("'\(p)' is not a scheduler: one of \(Schedulers.names.joined(separator: ", "))") }
+        }
+        if let v = root["congestion-control"], let p = v.string(expected: "a congestion control") {
+            if congestionControlNames.contains(p) { e.congestionControl = p } else {
+                v.report("'\(p)' is not a congestion control: one of \(congestionControlNames.joined(separator: ", "))")
+            }
+        }
         if let v = root["seed"], let s = v.int(in: 0...Int.max) { e.seed = UInt64(s) }
         if let v = root["duration"], let d = v.nonNegativeInterval() {
             if d == .zero { v.report("expected a positive duration") } else { e.duration = d }

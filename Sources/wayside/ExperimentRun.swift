@@ -1,6 +1,7 @@
 import Analysis
 import Core
 import Emulator
+import ExperimentSimulation
 import Foundation
 import LinkModel
 import Mobility
@@ -352,37 +353,22 @@ final class StackRun {
 
 /// Turns the emulator's applied timeline steps into `coverage` and
 /// `link.params` events (docs/LOGS.md) in each link's log, once per link
-/// (a change applied to both directions is one event).
+/// (a change applied to both directions is one event), through the
+/// `CoverageEventLog` the simulated run logs with too.
 struct CoverageLogWriter {
     let logs: [String: EventLogWriter]
     let origin: Int64
     var written = 0
-    var covered: [String: [LinkDirection: Bool]] = [:]
-    var loggedCovered: [String: Bool] = [:]
-    var rate: [String: Bitrate] = [:]
+    var events = CoverageEventLog()
 
     init(logs: [String: EventLogWriter], origin: Int64) { self.logs = logs; self.origin = origin }
 
     mutating func write(_ changes: [AppliedChange]) {
         guard changes.count > written else { return }
         for c in changes[written...] {
-            let name = c.link
-            guard let log = logs[name] else { continue }
+            guard let log = logs[c.link] else { continue }
             let t = Instant(nanoseconds: c.applied.nanoseconds - origin)
-            switch c.step {
-            case let .set(p):
-                if let r = p.rate, rate[name] != r, c.direction == .aToB || rate[name] == nil {
-                    rate[name] = r
-                    log.log(.linkParameters(rate: r, delay: p.delay, loss: p.loss), at: t)
-                }
-            case let .coverage(up, loss):
-                covered[name, default: [:]][c.direction] = up
-                let now = covered[name]!.values.allSatisfy { $0 }
-                if loggedCovered[name] != now {
-                    loggedCovered[name] = now
-                    log.log(.coverage(covered: now, loss: loss, rate: rate[name]), at: t)
-                }
-            }
+            for body in events.apply(link: c.link, direction: c.direction, step: c.step) { log.log(body, at: t) }
         }
         written = changes.count
     }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Config
 import Core
 import Foundation
+import MPTCP
 import Mobility
 import Report
 import Testbed
@@ -50,8 +51,17 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("stack"), help: ArgumentHelp("kernel-mptcp or kernel-tcp (swift once its runtime lands); repeatable.", valueName: "STACK"))
     var stacks: [String] = []
 
-    @Option(help: ArgumentHelp("Kernel MPTCP's in-kernel path manager: subflow or fullmesh.", valueName: "PM"))
+    @Option(help: ArgumentHelp("Path manager: kernel MPTCP's subflow or fullmesh; the Swift stack's fullmesh, make-before-break (default), break-before-make or backup.", valueName: "PM"))
     var pathManager: String?
+
+    @Option(help: ArgumentHelp("The Swift stack's scheduler: min-rtt (default), round-robin, redundant, backup-aware, ecf.", valueName: "NAME"))
+    var scheduler: String?
+
+    @Option(help: ArgumentHelp("The Swift stack's congestion control: cubic (default), reno, lia, olia, balia.", valueName: "NAME"))
+    var congestionControl: String?
+
+    @Flag(help: "Run the experiment in the deterministic simulator (Swift stack only, virtual time, no root): same logs, results and report as a real run.")
+    var simulate = false
 
     @Option(help: "Seed of the route's randomness and the link models.")
     var seed: UInt64?
@@ -78,7 +88,7 @@ struct RunCommand: ParsableCommand {
     func experiment() throws -> Experiment {
         var e: Experiment
         if let experimentFile {
-            do { e = try Experiment.load(contentsOf: experimentFile) } catch { throw ValidationError(error.description) }
+            do { e = try Experiment.load(contentsOf: experimentFile, allowSwift: simulate) } catch { throw ValidationError(error.description) }
         } else {
             e = .standard
         }
@@ -118,17 +128,32 @@ struct RunCommand: ParsableCommand {
                 guard let k = Experiment.Stack(rawValue: s) else {
                     throw ValidationError("--stack: '\(s)' is not one of \(Experiment.Stack.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                if k == .swift { throw ValidationError("--stack swift: " + Experiment.swiftNotReady) }
+                if k == .swift && !simulate { throw ValidationError("--stack swift: " + Experiment.swiftNotReady + " (or simulate it: --simulate)") }
+                if k != .swift && simulate {
+                    throw ValidationError("--stack \(k.rawValue): kernel stacks cannot be simulated (--simulate runs the Swift MPTCP stack in virtual time); give --stack swift or drop --simulate")
+                }
                 if !list.contains(k) { list.append(k) }
             }
             e.stacks = list
+        } else if simulate {
+            // The experiment's (or the default) stack list: only the Swift stack can be simulated.
+            e.stacks = [.swift]
         }
         guard !e.stacks.isEmpty else { throw ValidationError("no stack to run: give --stack kernel-mptcp and/or --stack kernel-tcp") }
-        if let pathManager {
-            guard let p = Experiment.PathManager(rawValue: pathManager) else {
-                throw ValidationError("--path-manager: '\(pathManager)' is not one of subflow, fullmesh")
+        if let pathManager, !e.setPathManager(pathManager) {
+            throw ValidationError("--path-manager: '\(pathManager)' is not one of \(Experiment.pathManagerNames.joined(separator: ", "))")
+        }
+        if let scheduler {
+            guard Schedulers.names.contains(scheduler) else {
+                throw ValidationError("--scheduler: '\(scheduler)' is not one of \(Schedulers.names.joined(separator: ", "))")
             }
-            e.pathManager = p
+            e.scheduler = scheduler
+        }
+        if let congestionControl {
+            guard Experiment.congestionControlNames.contains(congestionControl) else {
+                throw ValidationError("--congestion-control: '\(congestionControl)' is not one of \(Experiment.congestionControlNames.joined(separator: ", "))")
+            }
+            e.congestionControl = congestionControl
         }
         if let seed { e.seed = seed }
         if let duration {
@@ -198,6 +223,7 @@ struct RunCommand: ParsableCommand {
         let e = try experiment()
         let prepared: PreparedExperiment
         do { prepared = try Self.prepare(e) } catch { throw fail("\(error)") }
+        if simulate { return try runSimulated(prepared) }
         guard getuid() == 0 else { throw fail("'wayside run' builds network namespaces and needs root") }
         let interactive = !quiet && isatty(STDOUT_FILENO) == 1
 
@@ -237,26 +263,18 @@ struct RunCommand: ParsableCommand {
 
     /// Analyses the run's logs (as `wayside analyze` would) and writes
     /// results.json, the CSV series and report.html; prints the comparison.
-    func analyze(folder: URL, experiment: Experiment) throws {
-        let thresholds = try experiment.assertions.map { try Threshold.parse($0, origin: "--assert") }
-        let options = AnalysisOptions()
-        let files = try AnalyzeCommand.logFiles(under: folder)
-        var logs: [EventLogFile] = []
-        for url in files {
-            let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
-            logs.append(EventLogFile.parse(text: text, file: AnalyzeCommand.relative(url, to: folder)))
-        }
-        let runs = EventLogFile.groupIntoRuns(logs).map { RunAnalysis.analyze(logs: $0, options: options) }
-        guard !runs.isEmpty else { throw fail("\(folder.path): no readable event log") }
-        let checks = Threshold.evaluate(thresholds, against: runs)
-        func write(_ text: String, _ url: URL) throws {
-            do { try Data(text.utf8).write(to: url, options: .atomic) } catch { throw fail("\(url.path): cannot write: \(error.localizedDescription)") }
-        }
-        try write(ResultsDocument.render(runs: runs, checks: checks, options: options), folder.appendingPathComponent("results.json"))
-        for csv in ResultsDocument.csv(runs: runs) { try write(csv.text, folder.appendingPathComponent(csv.name)) }
-        try write(HTMLReport.render(runs: runs, checks: checks, title: "Wayside run: \(folder.lastPathComponent)"),
-                  folder.appendingPathComponent("report.html"))
-        if let junit { try write(ThresholdCheck.junitXML(checks), URL(fileURLWithPath: junit)) }
+    func analyze(folder: URL, experiment: Experiment, title: String? = nil) throws {
+        let runs: [RunResult], checks: [ThresholdCheck]
+        do {
+            (runs, checks) = try Self.writeResults(folder: folder, assertions: experiment.assertions,
+                                                   title: title ?? "Wayside run: \(folder.lastPathComponent)", junit: junit)
+        } catch let e as RunFailure { throw fail(e.description) }
+        try printOutcome(runs: runs, checks: checks, folder: folder)
+    }
+
+    /// The handover and summary tables (unless quiet), the threshold verdicts
+    /// and the report's path; exit 1 when a threshold failed.
+    func printOutcome(runs: [RunResult], checks: [ThresholdCheck], folder: URL) throws {
         if !quiet {
             print("")
             print(HandoverTable.render(runs), terminator: "")
@@ -268,6 +286,33 @@ struct RunCommand: ParsableCommand {
         for c in checks { print("\(c.passed ? "pass" : "FAIL")  \(c.stack)  \(c.threshold.expression)  (\(c.message))") }
         print("report: \(folder.appendingPathComponent("report.html").path)")
         if checks.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+
+    /// Reads every log below `folder`, analyses it, checks `assertions`, and
+    /// writes results.json, the CSV series, report.html (titled `title`) and,
+    /// if asked, JUnit XML. The real and the simulated run both end here.
+    /// Problems are `RunFailure`s (a threshold that does not parse: its own error).
+    static func writeResults(folder: URL, assertions: [String], title: String, junit: String?) throws
+        -> (runs: [RunResult], checks: [ThresholdCheck]) {
+        let thresholds = try assertions.map { try Threshold.parse($0, origin: "--assert") }
+        let options = AnalysisOptions()
+        let files = try AnalyzeCommand.logFiles(under: folder)
+        var logs: [EventLogFile] = []
+        for url in files {
+            let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+            logs.append(EventLogFile.parse(text: text, file: AnalyzeCommand.relative(url, to: folder)))
+        }
+        let runs = EventLogFile.groupIntoRuns(logs).map { RunAnalysis.analyze(logs: $0, options: options) }
+        guard !runs.isEmpty else { throw RunFailure("\(folder.path): no readable event log") }
+        let checks = Threshold.evaluate(thresholds, against: runs)
+        func write(_ text: String, _ url: URL) throws {
+            do { try Data(text.utf8).write(to: url, options: .atomic) } catch { throw RunFailure("\(url.path): cannot write: \(error.localizedDescription)") }
+        }
+        try write(ResultsDocument.render(runs: runs, checks: checks, options: options), folder.appendingPathComponent("results.json"))
+        for csv in ResultsDocument.csv(runs: runs) { try write(csv.text, folder.appendingPathComponent(csv.name)) }
+        try write(HTMLReport.render(runs: runs, checks: checks, title: title), folder.appendingPathComponent("report.html"))
+        if let junit { try write(ThresholdCheck.junitXML(checks), URL(fileURLWithPath: junit)) }
+        return (runs, checks)
     }
 }
 

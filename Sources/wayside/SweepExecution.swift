@@ -2,7 +2,6 @@ import Analysis
 import Config
 import Core
 import Foundation
-import Report
 import Sweep
 
 /// What one run of a sweep gives back: its run-level metrics and which of the
@@ -13,12 +12,6 @@ struct SweepRunOutput {
 
     init(metrics: [SweepRecord.Metric], failedThresholds: [String] = []) {
         self.metrics = metrics; self.failedThresholds = failedThresholds
-    }
-
-    /// From an analysed run: its metrics, and the thresholds checked against it.
-    init(result: RunResult, thresholds: [Threshold]) {
-        metrics = SweepRecord.metrics(of: result)
-        failedThresholds = Threshold.evaluate(thresholds, against: [result]).filter { !$0.passed }.map { "\($0.threshold.expression): \($0.message)" }
     }
 }
 
@@ -101,31 +94,14 @@ struct RealRunExecutor: SweepExecutor {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let stackRun = StackRun(prepared: prepared, stack: stack, folder: folder.appendingPathComponent(stack.rawValue), progress: false, stop: stop)
         try stackRun.run()
-        return try analyzeSweepRun(folder: folder, stack: stack.rawValue, assertions: assertions)
+        let (runs, checks) = try RunCommand.writeResults(folder: folder, assertions: assertions,
+                                                         title: "Wayside sweep run \(folder.lastPathComponent)", junit: nil)
+        guard let result = runs.first(where: { $0.stack == stack.rawValue }) ?? runs.first else {
+            throw RunFailure("\(folder.path): no readable event log")
+        }
+        return SweepRunOutput(metrics: SweepRecord.metrics(of: result),
+                              failedThresholds: checks.filter { !$0.passed }.map { "\($0.threshold.expression): \($0.message)" })
     }
-}
-
-/// Analyses one sweep run's logs as `wayside analyze` would and writes
-/// results.json, the CSV series and report.html into its folder.
-func analyzeSweepRun(folder: URL, stack: String, assertions: [String]) throws -> SweepRunOutput {
-    let thresholds = try assertions.map { try Threshold.parse($0, origin: "sweep") }
-    let options = AnalysisOptions()
-    var logs: [EventLogFile] = []
-    for url in try AnalyzeCommand.logFiles(under: folder) {
-        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
-        logs.append(EventLogFile.parse(text: text, file: AnalyzeCommand.relative(url, to: folder)))
-    }
-    let runs = EventLogFile.groupIntoRuns(logs).map { RunAnalysis.analyze(logs: $0, options: options) }
-    guard let result = runs.first(where: { $0.stack == stack }) ?? runs.first else { throw RunFailure("\(folder.path): no readable event log") }
-    let checks = Threshold.evaluate(thresholds, against: runs)
-    func write(_ text: String, _ name: String) throws {
-        let url = folder.appendingPathComponent(name)
-        do { try Data(text.utf8).write(to: url, options: .atomic) } catch { throw RunFailure("\(url.path): cannot write: \(error.localizedDescription)") }
-    }
-    try write(ResultsDocument.render(runs: runs, checks: checks, options: options), "results.json")
-    for csv in ResultsDocument.csv(runs: runs) { try write(csv.text, csv.name) }
-    try write(HTMLReport.render(runs: runs, checks: checks, title: "Wayside sweep run: \(folder.lastPathComponent)"), "report.html")
-    return SweepRunOutput(result: result, thresholds: thresholds)
 }
 
 /// Runs a list of sweep runs on `jobs` threads (never Swift tasks: real runs
