@@ -117,6 +117,8 @@ public struct RegressionCheck: Hashable, Sendable {
     public var worsening: Double
     public var passed: Bool
     public var message: String
+    /// The tolerance as written in the sweep file (empty for the check of failed runs).
+    public var tolerance: String = ""
 }
 
 /// The outcome of comparing a sweep with a baseline.
@@ -169,7 +171,8 @@ public struct RegressionReport: Sendable {
                 case (let b?, nil):
                     checks.append(RegressionCheck(configuration: s.id, label: label, metric: t.metric, baseline: b.value, current: nil,
                                                   allowance: t.allowance(baseline: b.value), worsening: .infinity, passed: false,
-                                                  message: "not measured in any run (baseline: \(SweepSummary.display(b.value, metric: t.metric)) in \(b.measured) runs)"))
+                                                  message: "not measured in any run (baseline: \(SweepSummary.display(b.value, metric: t.metric)) in \(b.measured) runs)",
+                                                  tolerance: t.text))
                 case (let b?, let c?):
                     let allowance = t.allowance(baseline: b.value)
                     let worsening = t.worsening(current: c.value, baseline: b.value)
@@ -184,7 +187,8 @@ public struct RegressionReport: Sendable {
                         message += "; measured in \(c.measured) of \(s.runs - s.failed) runs, baseline \(b.measured) of \(base.runs - base.failed)"
                     }
                     checks.append(RegressionCheck(configuration: s.id, label: label, metric: t.metric, baseline: b.value, current: c.value,
-                                                  allowance: allowance, worsening: worsening, passed: passed, message: message))
+                                                  allowance: allowance, worsening: worsening, passed: passed, message: message,
+                                                  tolerance: t.text))
                 }
             }
         }
@@ -203,9 +207,16 @@ public struct RegressionReport: Sendable {
         for label in failures.map(\.label).reduce(into: [String](), { if !$0.contains($1) { $0.append($1) } }) {
             out += "REGRESSED \(label)\n"
             for c in grouped[label]! {
-                out += "  \(c.metric): \(c.message)\n"
-                if let b = c.baseline { out += "  - \(c.metric) \(SweepSummary.display(b, metric: c.metric))\n" }
-                out += "  + \(c.metric) \(c.current.map { SweepSummary.display($0, metric: c.metric) } ?? "not measured")\n"
+                guard let b = c.baseline, let now = c.current, c.metric != "runs", c.message.contains("worse by") else {
+                    out += "  ! \(c.metric): \(c.message)\n"
+                    continue
+                }
+                out += "  - \(c.metric) \(SweepSummary.display(b, metric: c.metric))\n"
+                out += "  + \(c.metric) \(SweepSummary.display(now, metric: c.metric))"
+                out += "    worse by \(SweepSummary.display(max(0, c.worsening), metric: c.metric)), allowed \(SweepSummary.display(c.allowance, metric: c.metric)) (\(c.tolerance))"
+                // A fraction of runs that measured the metric fell: say so after the numbers.
+                if let note = c.message.range(of: "; measured in") { out += String(c.message[note.lowerBound...]) }
+                out += "\n"
             }
         }
         let held = checks.count - failures.count

@@ -142,8 +142,8 @@ struct SummaryAndRegressionTests {
         #expect(first.baseline == 103 && first.current == 154.5)
         #expect(abs(first.allowance - 30.3) < 1e-9)
         #expect(report.diff.contains("REGRESSED route=highway-2rsu-30s stack=swift path-manager=make-before-break scheduler=min-rtt rate=1000"))
-        #expect(report.diff.contains("  - max_gap 103.0 ms\n  + max_gap 154.5 ms"))
-        #expect(report.diff.contains("1 of 5 runs failed"))
+        #expect(report.diff.contains("  - max_gap 103.0 ms\n  + max_gap 154.5 ms    worse by 51.5 ms, allowed 30.3 ms (10% + 20ms)\n"), "\(report.diff)")
+        #expect(report.diff.contains("  ! runs: 1 of 5 runs failed"))
         let junit = SweepJUnit.xml(manifest: worse, regression: report)
         #expect(wellFormed(junit))
         #expect(junit.contains("<testsuites tests=\"\(60 + report.checks.count)\" failures=\"15\">"))  // 1 failed run + 14 regression checks
