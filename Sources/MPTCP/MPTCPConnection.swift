@@ -68,6 +68,15 @@ public struct MPTCPConnection: Sendable {
         var options: SubflowOptions {
             get { tcp.optionExtension as! SubflowOptions }
             set { tcp.optionExtension = newValue }
+            // In place: taken out of the engine while it changes, so that its
+            // arrays (outgoing mappings) are uniquely referenced and an append
+            // does not copy them (the copies were a quarter of a simulated run's time).
+            _modify {
+                var o = tcp.optionExtension as! SubflowOptions
+                tcp.optionExtension = nil
+                defer { tcp.optionExtension = o }
+                yield &o
+            }
         }
     }
 
@@ -592,16 +601,17 @@ public struct MPTCPConnection: Sendable {
             guard length > 0, let chunk = snd.nextChunk(for: first, maximumLength: length) else { break }
             for id in chosen {
                 if id != first { snd.record(chunk, on: id) }
-                var s = subflows[id]!
-                let start = SequenceNumber(1) + s.written
+                // Changed in place in the dictionary: a copy taken out and put back
+                // shares the send buffer and the mappings, so every append copied them.
+                let start = SequenceNumber(1) + subflows[id]!.written
                 if chunk.bytes.isEmpty {
-                    s.options.bareDataFIN = chunk
+                    subflows[id]!.options.bareDataFIN = chunk
                 } else {
-                    s.options.map(chunk, at: start)
-                    s.written += s.tcp.send(chunk.bytes)
+                    subflows[id]!.options.map(chunk, at: start)
+                    let sent = subflows[id]!.tcp.send(chunk.bytes)
+                    subflows[id]!.written += sent
                 }
-                s.options.dataACK = reassembly?.expected
-                subflows[id] = s
+                subflows[id]!.options.dataACK = reassembly?.expected
             }
             if chunk.bytes.isEmpty {
                 var out: [MPTCPAction] = []

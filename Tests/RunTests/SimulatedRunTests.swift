@@ -167,6 +167,22 @@ struct SimulatedRunCommandTests {
         #expect(r.output.contains("--stack kernel-mptcp") && r.output.contains("cannot be simulated"), "\(r.output)")
     }
 
+    /// Two processes (each with its own hashing seed, so any output that
+    /// followed a dictionary's order would differ) write identical folders.
+    @Test func twoProcessesWriteIdenticalFolders() throws {
+        let dirs = [SimulatedRunTests.temporaryFolder(), SimulatedRunTests.temporaryFolder()]
+        defer { for d in dirs { try? FileManager.default.removeItem(at: d) } }
+        for d in dirs {
+            let r = try RunCommandValidationTests().run(["--simulate", "--duration", "2s", "--seed", "5", "--quiet", "--results", d.path])
+            #expect(r.status == 0, "\(r.output)")
+        }
+        let folders = try dirs.map { try FileManager.default.contentsOfDirectory(at: $0, includingPropertiesForKeys: nil) }
+        try #require(folders.allSatisfy { $0.count == 1 })
+        let a = try SimulatedRunTests.contents(of: folders[0][0]), b = try SimulatedRunTests.contents(of: folders[1][0])
+        #expect(!a.isEmpty && a.keys.sorted() == b.keys.sorted())
+        for (name, data) in a { #expect(b[name] == data, "\(name) differs between two processes") }
+    }
+
     @Test func defaultStacksSimulateSwiftOnlyAndSaySo() throws {
         let dir = SimulatedRunTests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
