@@ -96,6 +96,10 @@ let package = Package(
         // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
         .target(name: "Emulator", dependencies: ["CEmulator", "CNetlink", "Core", "LinkModel", "Netlink", "Testbed"]),
 
+        // Sweeps (docs/SWEEPS.md): sweep files expanded into runs, shards, summaries,
+        // baselines and regression checks; the CLI runs them.
+        .target(name: "Sweep", dependencies: ["Core", "Config", "Analysis", "Report"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
@@ -103,6 +107,7 @@ let package = Package(
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
                 "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation", "ExperimentSimulation",
+                "Sweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -121,6 +126,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "wayside", "Analysis", "Config", "Core"]),
         .testTarget(name: "ExperimentSimulationTests",
                     dependencies: ["ExperimentSimulation", "Analysis", "Testbed", "Core", "LinkModel", "MPTCP"]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),

@@ -22,6 +22,7 @@ struct Wayside: ParsableCommand {
             SimulateTCPCommand.self,
             BenchCommand.self,
             EmulateCommand.self,
+            SweepCommand.self, MergeCommand.self, RegressCommand.self,
         ]
     )
 }
