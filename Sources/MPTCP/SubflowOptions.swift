@@ -187,6 +187,12 @@ public struct SubflowOptions: TCPOptionExtension {
 
     public mutating func received(_ segment: TCPSegment, state: TCPState) {
         let options = MPTCPOptionReader.options(of: segment)
+        if segment.flags.contains(.syn) && state.isSynchronized {
+            // RFC 5961 §4.2: a SYN on a synchronized subflow changes nothing.
+            settleRefused()
+            unjudged = true
+            return
+        }
         if segment.flags.contains(.syn) {
             remoteISN = segment.sequenceNumber
             if segment.flags.contains(.ack) {
