@@ -130,7 +130,10 @@ public struct CapableHandshake: Sendable {
     public mutating func optionForOutgoing(firstData: DataChunk?, now: Instant) -> MPTCPOption? {
         guard role == .active, state == .awaitingPeerDSS, let remoteKey else { return nil }
         var c = MPCapable(version: 1, flags: flags, senderKey: localKey, receiverKey: remoteKey)
-        if let firstData, !firstDataSent, !firstData.bytes.isEmpty {
+        // The caller passes `firstData` only for a segment starting at
+        // subflow sequence 1: a retransmission of the first data carries
+        // its length again, or it would go out unmapped (§3.1).
+        if let firstData, !firstData.bytes.isEmpty {
             firstDataSent = true
             c.dataLevelLength = UInt16(clamping: firstData.dataLevelLength)
             if checksumsRequired { c.checksum = firstData.mapping(subflowSequence: 1, checksums: true).checksum }

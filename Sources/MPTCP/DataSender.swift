@@ -211,6 +211,17 @@ public struct DataSender: Sendable {
         return queued
     }
 
+    /// MP_FAIL named `dataSequenceNumber` (§3.7): on the one subflow left,
+    /// everything from there is sent again, in order, under the infinite
+    /// mapping. Outstanding ranges and reinjections are forgotten.
+    public mutating func rewind(to dataSequenceNumber: DataSequenceNumber) {
+        let target = max(unacknowledged, dataSequenceNumber)
+        guard target < nextNew else { return }
+        nextNew = target
+        outstanding.removeAll()
+        reinjectQueue.removeAll()
+    }
+
     /// Every range still outstanding, with its subflow: for tests and reports.
     public var outstandingRanges: [(start: DataSequenceNumber, end: DataSequenceNumber, subflow: SubflowID)] { outstanding }
 }

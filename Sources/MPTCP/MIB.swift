@@ -99,6 +99,16 @@ public struct MPTCPCounters: Hashable, Sendable {
     public var malformedOptions = 0
     /// Options that were well formed but not acceptable in the state they arrived in.
     public var unexpectedOptions = 0
+    /// Segments TCP refused (out of window, inexact RST, SYN, PAWS…): their MPTCP options were ignored.
+    public var segmentsRefusedByTCP = 0
+    /// Subflows reset after a DSS checksum failure with others left (§3.7).
+    public var checksumFailureResets = 0
+    /// Plain TCP SYNs accepted by a listener that then ran plain TCP (§3.7, passive fallback).
+    public var fallbackPassive = 0
+    /// Times the data level had to probe a closed connection-level window (§3.3.4).
+    public var dataWindowProbes = 0
+    /// DATA_FINs sent again by their own timer (§3.3.3).
+    public var dataFINRetransmissions = 0
     /// Periods with no usable subflow at all (make-after-break) that began.
     public var outagesStarted = 0
     /// Connections closed because no subflow returned within the outage timeout.
@@ -162,6 +172,11 @@ public struct MPTCPCounters: Hashable, Sendable {
         unexpectedOptions += other.unexpectedOptions
         outagesStarted += other.outagesStarted
         outageTimeouts += other.outageTimeouts
+        segmentsRefusedByTCP += other.segmentsRefusedByTCP
+        checksumFailureResets += other.checksumFailureResets
+        fallbackPassive += other.fallbackPassive
+        dataWindowProbes += other.dataWindowProbes
+        dataFINRetransmissions += other.dataFINRetransmissions
     }
 
 }

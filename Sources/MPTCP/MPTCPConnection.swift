@@ -14,9 +14,16 @@ public struct MPTCPConfiguration: Sendable {
     public var staleDetector = StaleDetector()
     /// Make-after-break: how long the connection lives with no usable subflow.
     public var outageTimeout: Interval = .seconds(60)
-    /// Connection-level receive buffer (§3.3.4); also assumed for the peer
-    /// until the engine exposes the peer's scaled window.
+    /// Connection-level receive buffer (§3.3.4). Its free space, relative to
+    /// the data ACK, is the window every subflow advertises; the peer's
+    /// window is read the same way (§3.3.5).
     public var receiveBuffer = 4 << 20
+    /// Passive side: our other addresses, announced with ADD_ADDR once the
+    /// connection is established so the peer can join to them (§3.4.1).
+    public var announcedAddresses: [AnnouncedAddress] = []
+    /// How long a DATA_FIN waits for its data ACK before it is sent again
+    /// (doubling each time; §3.3.3). The subflows' RTO is used when larger.
+    public var dataFINRetransmissionInterval: Interval = .milliseconds(200)
     /// Largest chunk handed to one subflow at a time, in segments.
     public var chunkSegments = 16
     public var addressSignals = AddressSignals.Configuration()
@@ -108,6 +115,24 @@ public struct MPTCPConnection: Sendable {
     var nextPort: UInt16 = 50_000
     var pendingWrites: [UInt8] = []
     var closeRequested = false
+    /// Where our stream became plain TCP: subflow bytes written before it
+    /// and the data sequence number of the next byte (§3.7).
+    var fallbackAnchor: (subflowOffset: Int, dataSequenceNumber: DataSequenceNumber)?
+    /// The right edge of the connection-level window the peer last heard.
+    var advertisedEdge: DataSequenceNumber?
+    var windowUpdateOwed = false
+    var dataFINDeadline = Instant.distantFuture
+    var dataFINBackoff = 0
+    var windowProbeDeadline = Instant.distantFuture
+    var windowProbeBackoff = 0
+
+    /// Subflows run with a receive buffer at least the connection's: the
+    /// window they advertise is the connection-level one (§3.3.4).
+    var subflowTCP: TCPConfiguration {
+        var t = configuration.tcp
+        t.receiveBufferSize = max(t.receiveBufferSize, configuration.receiveBuffer)
+        return t
+    }
 
     // MARK: Opening
 
@@ -117,8 +142,11 @@ public struct MPTCPConnection: Sendable {
         var c = MPTCPConnection(role: .active, configuration: configuration, seed: seed, tuple: tuple)
         let handshake = CapableHandshake(role: .active, localKey: c.localKey,
                                          configuration: .init(requestChecksums: configuration.requestChecksums))
-        var tcp = TCPConnection(tuple: tuple, configuration: configuration.tcp, isnGenerator: c.isnGenerator)
-        tcp.optionExtension = SubflowOptions(handshake: .capable(handshake))
+        var tcp = TCPConnection(tuple: tuple, configuration: c.subflowTCP, isnGenerator: c.isnGenerator)
+        var options = SubflowOptions(handshake: .capable(handshake))
+        // §3.3.4: even the SYN offers no more than the connection-level buffer.
+        options.connectionWindow = configuration.receiveBuffer
+        tcp.optionExtension = options
         let id = SubflowID(0)
         let path = PathKey(localID: 0, remoteID: 0)
         c.subflows[id] = Subflow(tcp: tcp, path: path, backup: false, lastProgress: now)
@@ -143,8 +171,32 @@ public struct MPTCPConnection: Sendable {
         guard let synAck = handshake.receivedSYN(MPTCPOptionReader.options(of: syn), counters: &c.ownCounters) else { return nil }
         var options = SubflowOptions(handshake: .capable(handshake))
         options.synAckOption = synAck
+        options.connectionWindow = configuration.receiveBuffer
         options.now = now
-        var tcp = TCPConnection(tuple: tuple, configuration: configuration.tcp, isnGenerator: c.isnGenerator)
+        var tcp = TCPConnection(tuple: tuple, configuration: c.subflowTCP, isnGenerator: c.isnGenerator)
+        tcp.optionExtension = options
+        tcp.listen()
+        c.subflows[SubflowID(0)] = Subflow(tcp: tcp, path: PathKey(localID: 0, remoteID: 0), backup: false, lastProgress: now)
+        let actions = c.subflows[SubflowID(0)]!.tcp.handle(syn, now: now).map { c.wrap($0, SubflowID(0)) }
+        return (c, actions)
+    }
+
+    /// Passive fallback (§3.7): a SYN without a usable MP_CAPABLE arrived at
+    /// a listener that also serves plain TCP. The connection runs as plain
+    /// TCP on this one subflow, with the same application interface. Returns
+    /// nil when the SYN is MP_CAPABLE (use `accept`).
+    public static func acceptPlainTCP(syn: TCPSegment, tuple: TCPFourTuple, configuration: MPTCPConfiguration, seed: UInt64,
+                                      now: Instant) -> (MPTCPConnection, [MPTCPAction])? {
+        var c = MPTCPConnection(role: .passive, configuration: configuration, seed: seed, tuple: tuple)
+        var handshake = CapableHandshake(role: .passive, localKey: c.localKey,
+                                         configuration: .init(requestChecksums: configuration.requestChecksums))
+        var probe = MPTCPCounters()
+        guard handshake.receivedSYN(MPTCPOptionReader.options(of: syn), counters: &probe) == nil else { return nil }
+        c.ownCounters.fallbackPassive += 1
+        var options = SubflowOptions(handshake: .capable(handshake))
+        options.fallenBack = true
+        options.now = now
+        var tcp = TCPConnection(tuple: tuple, configuration: c.subflowTCP, isnGenerator: c.isnGenerator)
         tcp.optionExtension = options
         tcp.listen()
         c.subflows[SubflowID(0)] = Subflow(tcp: tcp, path: PathKey(localID: 0, remoteID: 0), backup: false, lastProgress: now)
@@ -183,7 +235,7 @@ public struct MPTCPConnection: Sendable {
         var options = SubflowOptions(handshake: .joinResponder(responder))
         options.now = now
         options.checksums = sender != nil && checksums
-        var tcp = TCPConnection(tuple: tuple, configuration: configuration.tcp, isnGenerator: isnGenerator)
+        var tcp = TCPConnection(tuple: tuple, configuration: subflowTCP, isnGenerator: isnGenerator)
         tcp.optionExtension = options
         tcp.listen()
         let id = SubflowID((subflows.keys.map(\.rawValue).max() ?? 0) + 1)
@@ -211,10 +263,13 @@ public struct MPTCPConnection: Sendable {
     }
 
     public mutating func read(maximum: Int = .max) -> [UInt8] {
-        if fallbackReason != nil, let first = subflows.values.first(where: { !$0.closed }), reassembly == nil {
-            _ = first
-        }
-        return reassembly?.read(maximum: maximum) ?? []
+        guard var r = reassembly else { return [] }
+        let bytes = r.read(maximum: maximum)
+        // §3.3.4: reading opens the connection-level window; when half the
+        // buffer opened since the peer last heard, tell it unasked.
+        if let edge = advertisedEdge, (r.expected + r.window) - edge >= r.capacity / 2 { windowUpdateOwed = true }
+        reassembly = r
+        return bytes
     }
 
     public var readableBytes: Int { reassembly?.readableBytes ?? 0 }
@@ -244,9 +299,31 @@ public struct MPTCPConnection: Sendable {
     public mutating func handle(_ segment: TCPSegment, on id: SubflowID, now: Instant) -> [MPTCPAction] {
         guard subflows[id] != nil, !subflows[id]!.closed else { return [] }
         subflows[id]!.options.now = now
-        var actions = subflows[id]!.tcp.handle(segment, now: now).map { wrap($0, id) }
-        actions += service(now: now)
-        return actions
+        let engine = subflows[id]!.tcp.handle(segment, now: now)
+        let rest = service(now: now)
+        return freshen(engine, on: id).map { wrap($0, id) } + rest
+    }
+
+    /// The engine acknowledges inside `handle`, before the data level has
+    /// taken the segment's bytes: its DSS would carry the data ACK from
+    /// before them. Segments not yet on the wire get the data ACK as it is
+    /// now (cumulative, so only ever larger), and a window cut so that its
+    /// right edge stays where it was (§3.3.5: relative to the data ACK).
+    func freshen(_ actions: [TCPAction], on id: SubflowID) -> [TCPAction] {
+        guard let r = reassembly, let s = subflows[id] else { return actions }
+        let shift = Int(s.tcp.receiveWindowShift)
+        let window = max(0, Int(r.advertisedRightEdge - r.expected))
+        return actions.map { action in
+            guard case var .send(segment) = action else { return action }
+            for i in segment.options.indices {
+                guard case var .mptcp(.dss(dss)) = segment.options[i], let ack = dss.dataACK, dss.dataACKIsEightBytes,
+                      DataSequenceNumber(ack) < r.expected else { continue }
+                dss.dataACK = r.expected.rawValue
+                segment.options[i] = .mptcp(.dss(dss))
+                segment.window = min(segment.window, UInt16(clamping: window >> shift))
+            }
+            return .send(segment)
+        }
     }
 
     public mutating func poll(now: Instant) -> [MPTCPAction] { service(now: now) }
@@ -259,6 +336,11 @@ public struct MPTCPConnection: Sendable {
         }
         if let pm = pathManager { d = min(d, pm.nextDeadline) }
         if let signals { d = min(d, signals.nextDeadline) }
+        if !isClosed {
+            d = min(d, dataFINDeadline, windowProbeDeadline)
+            // A window update is owed: poll at once.
+            if windowUpdateOwed { d = .zero }
+        }
         return d
     }
 
@@ -309,6 +391,7 @@ public struct MPTCPConnection: Sendable {
         for id in subflows.keys.sorted() where !subflows[id]!.closed {
             actions += subflows[id]!.tcp.poll(now: now).map { wrap($0, id) }
         }
+        actions += dataLevelTimers(now: now)
         if let sender, sender.dataFINAcknowledged, reassembly?.dataFINReceived == true, !isClosed {
             isClosed = true
             for id in subflows.keys.sorted() where !subflows[id]!.closed {
@@ -324,19 +407,20 @@ public struct MPTCPConnection: Sendable {
     mutating func absorb(_ id: SubflowID, now: Instant, events: inout [PathEvent]) -> [MPTCPAction] {
         var actions: [MPTCPAction] = []
         var s = subflows[id]!
+        s.options.settleRefused()
         var options = s.options
         // Handshake outcomes.
         if let rejection = options.rejection {
-            s.closed = true
             subflows[id] = s
             events.append(.subflowFailed(id))
-            return s.tcp.abort(now: now).map { _ in .send(rstFor(s.tcp, reason: rejection.reason), s.tcp.tuple) }
+            return reset(id, reason: rejection.reason, now: now)
         }
         if keys == nil, case let .capable(c) = options.handshake, let k = c.keys {
             keys = k
             checksums = c.checksumsRequired
             options.checksums = checksums
-            sender = DataSender(initialDataSequenceNumber: k.localIDSN, initialPeerWindow: configuration.receiveBuffer)
+            // The peer's window until its first data ACK: the window of its SYN/ACK or third ACK.
+            sender = DataSender(initialDataSequenceNumber: k.localIDSN, initialPeerWindow: s.tcp.sendWindow)
             reassembly = DataReassembly(remoteIDSN: k.remoteIDSN, capacity: configuration.receiveBuffer)
             signals = AddressSignals(keys: k, configuration: configuration.addressSignals)
             sender!.write(pendingWrites)
@@ -344,6 +428,11 @@ public struct MPTCPConnection: Sendable {
             if closeRequested { sender!.close() }
             s.mapper = SubflowDataMapper(checksumsEnabled: checksums)
             s.reportedEstablished = true
+            // §3.4.1: the passive side announces its other addresses itself.
+            for a in configuration.announcedAddresses where role == .passive {
+                localAddresses[a.id] = a.address.bytes
+                signals!.announce(a, now: now, counters: &ownCounters)
+            }
         }
         if case let .capable(c) = options.handshake, let reason = c.fallbackReason, fallbackReason == nil {
             // §3.7: the connection goes on as plain TCP over this one subflow.
@@ -358,7 +447,11 @@ public struct MPTCPConnection: Sendable {
                 s.mapper!.fallBack(anchoredAt: DataSequenceNumber(1))
                 s.reportedEstablished = true
             }
+            if fallbackAnchor == nil, let snd = sender { fallbackAnchor = (0, snd.firstDataSequenceNumber) }
         }
+        let finBefore = reassembly?.dataFINReceived ?? false
+        var acknowledgeNow = false
+        var failAt: DataSequenceNumber?
         // Arrivals: data ACKs, mappings, signals.
         let arrivals = options.arrivals
         options.arrivals.removeAll()
@@ -367,17 +460,33 @@ public struct MPTCPConnection: Sendable {
                 if case let .dss(dss) = option {
                     if let ack = dss.dataACK, var snd = sender {
                         let full = dss.dataACKIsEightBytes ? DataSequenceNumber(ack) : DataSequenceNumber.expand(UInt32(truncatingIfNeeded: ack), near: snd.unacknowledged)
-                        _ = snd.acknowledge(full, window: configuration.receiveBuffer, counters: &ownCounters)
+                        // §3.3.5: the window field is relative to the data ACK of the same segment.
+                        let window = Int(arrival.window) << Int(s.tcp.sendWindowShift)
+                        _ = snd.acknowledge(full, window: window, counters: &ownCounters)
                         sender = snd
                     }
+                    // §3.3.3: a DATA_FIN seen again means our data ACK of it was lost.
+                    if dss.dataFIN && finBefore { acknowledgeNow = true }
                     if let mapping = dss.mapping, var mapper = s.mapper, let r = reassembly {
-                        let verdict = mapper.receive(mapping: mapping, dataFIN: dss.dataFIN, reference: r.expected, counters: &ownCounters)
+                        let verdict = mapper.receive(mapping: mapping, dataFIN: dss.dataFIN, reference: r.expected,
+                                                     carriedAt: arrival.subflowSequence, counters: &ownCounters)
                         s.mapper = mapper
                         if verdict == .conflict {
-                            s.closed = true
                             subflows[id] = s
                             events.append(.subflowFailed(id))
-                            return [.send(rstFor(s.tcp, reason: .mptcpError), s.tcp.tuple)]
+                            return reset(id, reason: .mptcpError, now: now)
+                        }
+                        if verdict == .infinite && fallbackReason == nil, let snd = sender {
+                            // §3.7: the peer answered our MP_FAIL; our own stream goes on unmapped too.
+                            fallbackReason = .checksumFailure
+                            fallbackAnchor = (s.written, snd.nextNew)
+                            options.infiniteMapping = (SequenceNumber(1) + s.written, snd.nextNew)
+                            options.fallenBack = true
+                            if case var .capable(c) = options.handshake {
+                                c.fallBackAfterChecksumFailure(counters: &ownCounters)
+                                options.handshake = .capable(c)
+                            }
+                            acknowledgeNow = true
                         }
                     }
                 }
@@ -387,6 +496,30 @@ public struct MPTCPConnection: Sendable {
                                                            dataLevelLength: length, checksum: c.checksum),
                                        dataFIN: false, reference: k.remoteIDSN + 1, counters: &ownCounters)
                     s.mapper = mapper
+                }
+                if case .fail = option { ownCounters.mpFailsReceived += 1 }
+                // On a RST, MP_FAIL only says why the subflow is gone (its data is reinjected).
+                if case let .fail(raw) = option, !arrival.flags.contains(.rst), var snd = sender {
+                    let dsn = DataSequenceNumber.expand(UInt32(truncatingIfNeeded: raw), near: snd.unacknowledged)
+                    if otherUsableSubflows(than: id) > 0 || fallbackReason != nil || dsn < snd.unacknowledged || dsn > snd.nextNew {
+                        // §3.7: with other subflows the failing one is reset; its data is reinjected.
+                        s.options = options
+                        subflows[id] = s
+                        events.append(.subflowFailed(id))
+                        return reset(id, reason: .middleboxInterference, now: now)
+                    }
+                    // §3.7: the only subflow: answer with the infinite mapping from
+                    // the failed DSN and go on as plain TCP, sending again from there.
+                    snd.rewind(to: dsn)
+                    sender = snd
+                    fallbackReason = .checksumFailure
+                    fallbackAnchor = (s.written, dsn)
+                    options.infiniteMapping = (SequenceNumber(1) + s.written, dsn)
+                    options.fallenBack = true
+                    if case var .capable(c) = options.handshake {
+                        c.fallBackAfterChecksumFailure(counters: &ownCounters)
+                        options.handshake = .capable(c)
+                    }
                 }
             }
             if var sig = signals {
@@ -409,7 +542,7 @@ public struct MPTCPConnection: Sendable {
         }
         s.options = options
         // Fallback: the subflow is a plain TCP stream mapped one to one.
-        if options.fallenBack, var mapper = s.mapper, !mapper.isInfinite, let k = keys {
+        if options.fallenBack, options.infiniteMapping == nil, var mapper = s.mapper, !mapper.isInfinite, let k = keys {
             mapper.fallBack(anchoredAt: k.remoteIDSN + 1)
             s.mapper = mapper
         }
@@ -422,7 +555,7 @@ public struct MPTCPConnection: Sendable {
                 switch event {
                 case let .data(dsn, data): _ = r.receive(dsn, data, counters: &ownCounters)
                 case let .dataFIN(dsn): _ = r.receiveDataFIN(at: dsn, counters: &ownCounters)
-                case .checksumFailed: break
+                case let .checksumFailed(dsn): if failAt == nil { failAt = dsn }
                 }
             }
             for case let .dataFIN(dsn) in mapper.drain(counters: &ownCounters) { _ = r.receiveDataFIN(at: dsn, counters: &ownCounters) }
@@ -433,20 +566,55 @@ public struct MPTCPConnection: Sendable {
             s.mapper = mapper
             reassembly = r
         }
+        // In fallback the TCP FIN is the DATA_FIN (no option can carry it).
+        if fallbackReason != nil, s.tcp.isReceiveFinished, s.mapper?.unmappedBytes == 0, var r = reassembly, !r.dataFINReceived {
+            _ = r.receiveDataFIN(at: r.expected, counters: &ownCounters)
+            reassembly = r
+        }
+        if let dsn = failAt {
+            // §3.7: a DSS checksum failed.
+            switch ChecksumFailurePolicy.respond(toFailureAt: dsn, otherSubflows: otherUsableSubflows(than: id)) {
+            case .resetSubflow:
+                ownCounters.checksumFailureResets += 1
+                ownCounters.mpFailsSent += 1
+                subflows[id] = s
+                events.append(.subflowFailed(id))
+                return actions + reset(id, reason: .middleboxInterference, extra: [.fail(dataSequenceNumber: dsn.rawValue)], now: now)
+            case let .sendFailAndFallBack(at):
+                // MP_FAIL names the failed mapping; the peer answers with an infinite mapping.
+                ownCounters.mpFailsSent += 1
+                s.options.signals.append(.fail(dataSequenceNumber: at.rawValue))
+                acknowledgeNow = true
+            }
+        }
         if var r = reassembly {
             // Move the connection-level window's right edge as the application reads (§3.3.4).
-            _ = r.windowToAdvertise()
+            let window = r.windowToAdvertise()
             reassembly = r
             s.options.dataACK = r.expected
+            s.options.connectionWindow = window
+            advertisedEdge = r.expected + window
+            if r.dataFINReceived && !finBefore { acknowledgeNow = true }
         }
-        // Fallback with one subflow: the data level is acknowledged by TCP itself.
-        if options.fallenBack, var snd = sender {
-            let target = snd.firstDataSequenceNumber + (s.written - s.tcp.unacknowledgedBytes)
-            if target > snd.unacknowledged && target <= snd.nextNew {
-                _ = snd.acknowledge(target, window: configuration.receiveBuffer, counters: &ownCounters)
+        // Fallback: the data level is acknowledged by TCP itself from the anchor on.
+        if fallbackReason != nil, let anchor = fallbackAnchor, var snd = sender, !s.closed {
+            let acknowledged = s.written - s.tcp.unacknowledgedBytes
+            if acknowledged >= anchor.subflowOffset {
+                let target = anchor.dataSequenceNumber + (acknowledged - anchor.subflowOffset)
+                if target > snd.unacknowledged && target <= snd.nextNew {
+                    _ = snd.acknowledge(target, window: configuration.receiveBuffer, counters: &ownCounters)
+                }
+                if acknowledged > anchor.subflowOffset { s.options.infiniteMappingConfirmed = true }
             }
-            // A DATA_FIN cannot be signalled without options: TCP's FIN carries it.
-            if snd.dataFINSequenceNumber != nil, snd.bufferedBytes == 0, s.tcp.state == .established { s.tcp.close() }
+            if let fin = snd.dataFINSequenceNumber, snd.bufferedBytes == 0 {
+                // A DATA_FIN cannot be signalled without options: TCP's FIN carries it.
+                if s.tcp.state == .established || s.tcp.state == .closeWait { s.tcp.close() }
+                // TCP acknowledged our FIN: the DATA_FIN is acknowledged too.
+                if [.finWait2, .timeWait].contains(s.tcp.state) || (s.tcp.state == .closed && s.tcp.closeReason == .normal) {
+                    if snd.nextNew == fin { _ = snd.nextChunk(for: id, maximumLength: 1) } // the DATA_FIN, as the FIN sent it
+                    _ = snd.acknowledge(fin + 1, window: nil, counters: &ownCounters)
+                }
+            }
             sender = snd
         }
         // Joins become usable after their handshake.
@@ -457,6 +625,7 @@ public struct MPTCPConnection: Sendable {
             // §3.2: the responder's ACK of the third ACK is the fourth ACK.
             if case .joinResponder = s.options.handshake { actions += s.tcp.sendAcknowledgment(now: now).map { .send(extract($0), s.tcp.tuple) } }
         }
+        if acknowledgeNow { actions += s.tcp.sendAcknowledgment(now: now).map { .send(extract($0), s.tcp.tuple) } }
         // Progress and health.
         let unacked = s.tcp.unacknowledgedBytes
         // Progress: the subflow's cumulative acknowledged bytes grew, or it was idle.
@@ -483,14 +652,97 @@ public struct MPTCPConnection: Sendable {
         return actions
     }
 
+    /// What the data level sends on its own: window updates after reads
+    /// (§3.3.4), the DATA_FIN again until acknowledged (§3.3.3), and probes
+    /// of a closed connection-level window.
+    mutating func dataLevelTimers(now: Instant) -> [MPTCPAction] {
+        guard let snd = sender else { return [] }
+        var out: [MPTCPAction] = []
+        let usable = subflows.keys.sorted().filter {
+            let s = subflows[$0]!
+            return !s.closed && s.options.canSendData && s.health != .stale && (s.tcp.state == .established || s.tcp.state == .closeWait)
+        }
+        let timeout = max(.milliseconds(200), usable.map { subflows[$0]!.tcp.retransmissionTimeout }.max() ?? .zero)
+        func refresh(_ id: SubflowID) {
+            guard var r = reassembly else { return }
+            let window = r.windowToAdvertise()
+            reassembly = r
+            subflows[id]!.options.dataACK = r.expected
+            subflows[id]!.options.connectionWindow = window
+            advertisedEdge = r.expected + window
+        }
+        if windowUpdateOwed {
+            windowUpdateOwed = false
+            if let id = usable.first {
+                refresh(id)
+                out += subflows[id]!.tcp.sendAcknowledgment(now: now).map { wrap($0, id) }
+            }
+        }
+        // §3.3.3: a DATA_FIN is acknowledged at the data level; until then it
+        // goes again on its own timer, in turn on every usable subflow.
+        if fallbackReason == nil, let fin = snd.dataFINSequenceNumber, snd.nextNew > fin, !snd.dataFINAcknowledged {
+            if dataFINDeadline == .distantFuture {
+                dataFINDeadline = now + timeout
+            } else if now >= dataFINDeadline {
+                if snd.unacknowledged == fin, !usable.isEmpty {
+                    let id = usable[dataFINBackoff % usable.count]
+                    refresh(id)
+                    subflows[id]!.options.bareDataFIN = DataChunk(dataSequenceNumber: fin, bytes: [], dataFIN: true)
+                    out += subflows[id]!.tcp.sendAcknowledgment(now: now).map { wrap($0, id) }
+                    ownCounters.dataFINRetransmissions += 1
+                }
+                dataFINBackoff += 1
+                dataFINDeadline = now + timeout * Int64(1 << min(dataFINBackoff, 6))
+            }
+        } else {
+            dataFINDeadline = .distantFuture
+            dataFINBackoff = 0
+        }
+        // A closed connection-level window with nothing in flight: nothing
+        // would ever bring the update if it was lost, so probe for it.
+        if fallbackReason == nil, snd.unsentBytes > 0, !snd.hasReinjectionPending, snd.bytesInFlight == 0,
+           snd.peerWindowRightEdge <= snd.nextNew {
+            if windowProbeDeadline == .distantFuture {
+                windowProbeDeadline = now + timeout
+            } else if now >= windowProbeDeadline {
+                if let id = usable.first {
+                    out += subflows[id]!.tcp.sendWindowProbe(now: now).map { wrap($0, id) }
+                    ownCounters.dataWindowProbes += 1
+                }
+                windowProbeBackoff += 1
+                windowProbeDeadline = now + timeout * Int64(1 << min(windowProbeBackoff, 8))
+            }
+        } else {
+            windowProbeDeadline = .distantFuture
+            windowProbeBackoff = 0
+        }
+        return out
+    }
+
+    /// Established subflows other than `id` that can carry data.
+    func otherUsableSubflows(than id: SubflowID) -> Int {
+        subflows.filter { $0.key != id && !$0.value.closed && $0.value.options.canSendData && $0.value.tcp.state.isSynchronized }.count
+    }
+
+    /// Aborts subflow `id` with a RST that says why (MP_TCPRST, §3.6), plus
+    /// `extra` options (MP_FAIL after a checksum failure, §3.7). The RST
+    /// carries SND.NXT so the peer's RFC 5961 check accepts it.
+    mutating func reset(_ id: SubflowID, reason: ResetReason, extra: [MPTCPOption] = [], now: Instant) -> [MPTCPAction] {
+        guard var s = subflows[id], !s.closed else { return [] }
+        var out: [MPTCPAction] = []
+        for case var .send(segment) in s.tcp.abort(now: now) where segment.flags.contains(.rst) {
+            segment.options += ([reason.option()] + extra).map { .mptcp($0) }
+            out.append(.send(segment, s.tcp.tuple))
+            ownCounters.resetsSent += 1
+        }
+        s.closed = true
+        subflows[id] = s
+        return out
+    }
+
     func extract(_ a: TCPAction) -> TCPSegment {
         if case let .send(seg) = a { return seg }
         return TCPSegment(sourcePort: 0, destinationPort: 0, sequenceNumber: SequenceNumber(0), flags: [], window: 0)
-    }
-
-    func rstFor(_ tcp: TCPConnection, reason: ResetReason) -> TCPSegment {
-        TCPSegment(sourcePort: tcp.tuple.localPort, destinationPort: tcp.tuple.remotePort, sequenceNumber: SequenceNumber(0),
-                   flags: .rst, window: 0, options: [.mptcp(reason.option())])
     }
 
     mutating func abortAll(now: Instant) -> [MPTCPAction] {
@@ -515,16 +767,12 @@ public struct MPTCPConnection: Sendable {
                     keys: keys, localAddressID: path.localID, backup: backup, nonce: UInt32(truncatingIfNeeded: random.next()))))
                 options.now = now
                 options.checksums = checksums
-                var tcp = TCPConnection(tuple: tuple, configuration: configuration.tcp, isnGenerator: isnGenerator)
+                var tcp = TCPConnection(tuple: tuple, configuration: subflowTCP, isnGenerator: isnGenerator)
                 tcp.optionExtension = options
                 subflows[id] = Subflow(tcp: tcp, path: path, backup: backup, lastProgress: now)
                 actions += subflows[id]!.tcp.connect(now: now).map { wrap($0, id) }
             case let .closeSubflow(id, reason):
-                guard var s = subflows[id], !s.closed else { continue }
-                _ = s.tcp.abort(now: now)
-                s.closed = true
-                subflows[id] = s
-                actions.append(.send(rstFor(s.tcp, reason: reason), s.tcp.tuple))
+                actions += reset(id, reason: reason, now: now)
             case let .setBackup(id, backup):
                 guard subflows[id] != nil, !subflows[id]!.closed else { continue }
                 subflows[id]!.backup = backup

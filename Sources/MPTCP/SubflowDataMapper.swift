@@ -58,14 +58,18 @@ public struct SubflowDataMapper: Sendable {
 
     /// A DSS mapping arrived. `reference` is a nearby data sequence number
     /// (the data ACK we would send) to widen a 4-byte DSN (§3.3).
+    /// `carriedAt` is the relative subflow sequence number of the segment
+    /// that carried the option: an infinite mapping starts there (§3.3.1);
+    /// without it, at the next subflow byte not yet turned into data.
     public mutating func receive(mapping raw: DSSMapping, dataFIN: Bool, reference: DataSequenceNumber,
-                                 counters: inout MPTCPCounters) -> MappingVerdict {
+                                 carriedAt: SequenceNumber? = nil, counters: inout MPTCPCounters) -> MappingVerdict {
         let dsn = raw.isEightBytes ? DataSequenceNumber(raw.dataSequenceNumber)
             : DataSequenceNumber.expand(UInt32(truncatingIfNeeded: raw.dataSequenceNumber), near: reference)
         if raw.isInfinite && !dataFIN {
-            // §3.3.1: the infinite mapping starts at the next subflow byte not yet mapped.
+            // §3.3.1: the infinite mapping covers the stream from the segment carrying it on.
             if infiniteAnchor == nil {
-                infiniteAnchor = (nextSubflowSequence, dsn)
+                let start = carriedAt.map { max($0, nextSubflowSequence) } ?? nextSubflowSequence
+                infiniteAnchor = (start, dsn)
                 counters.infiniteMappingsReceived += 1
             }
             return .infinite
@@ -133,7 +137,7 @@ public struct SubflowDataMapper: Sendable {
             events.append(.dataFIN(m.dataSequenceNumber))
         }
         mappings.removeAll { $0.length == 0 }
-        if let anchor = infiniteAnchor {
+        if let anchor = infiniteAnchor, nextSubflowSequence >= anchor.subflow {
             if !pending.isEmpty {
                 events.append(.data(anchor.data + (nextSubflowSequence - anchor.subflow), pending))
                 nextSubflowSequence += pending.count
@@ -142,6 +146,8 @@ public struct SubflowDataMapper: Sendable {
             return events
         }
         while !pending.isEmpty {
+            // Bytes before an infinite mapping's start keep their own mappings.
+            if let anchor = infiniteAnchor, nextSubflowSequence >= anchor.subflow { return events + drain(counters: &counters) }
             // Drop mappings that lie wholly behind us.
             mappings.removeAll { $0.subflowEnd <= nextSubflowSequence }
             guard let m = mappings.first(where: { $0.subflowStart <= nextSubflowSequence && nextSubflowSequence < $0.subflowEnd })

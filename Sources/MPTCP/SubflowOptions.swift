@@ -22,6 +22,8 @@ public struct SubflowOptions: TCPOptionExtension {
         public var hasPayload: Bool
         /// The TCP-level window field, scaled by the connection level if needed.
         public var window: UInt16
+        /// Relative subflow sequence number of the segment (first data byte is 1).
+        public var subflowSequence = SequenceNumber(0)
     }
 
     public var handshake: Handshake
@@ -45,11 +47,35 @@ public struct SubflowOptions: TCPOptionExtension {
     private(set) var mappings: [(start: SequenceNumber, chunk: DataChunk)] = []
     /// A DATA_FIN with no data, to ride on the next segment.
     public var bareDataFIN: DataChunk?
+    /// The connection-level receive window to advertise (§3.3.4), relative
+    /// to `dataACK`; nil leaves the engine's own window.
+    public var connectionWindow: Int?
+    /// After a fallback caused by a checksum failure (§3.7): the infinite
+    /// mapping naming where our stream becomes plain TCP. It rides on every
+    /// segment that starts at `start` (relative) until `confirmed`.
+    public var infiniteMapping: (start: SequenceNumber, dataSequenceNumber: DataSequenceNumber)?
+    public var infiniteMappingConfirmed = false
+    /// A segment arrived and the engine has not (yet) accepted it.
+    private var unjudged = false
 
     public init(handshake: Handshake) { self.handshake = handshake }
 
     /// DSS with an 8-byte data ACK, an 8-byte DSN and a checksum: 28 bytes.
-    public var reservedOptionBytes: Int { fallenBack ? 0 : 28 }
+    public var reservedOptionBytes: Int { fallenBack && !sendsInfiniteMapping ? 0 : 28 }
+
+    var sendsInfiniteMapping: Bool { infiniteMapping != nil && !infiniteMappingConfirmed }
+
+    public var receiveWindowLimit: Int? { connectionWindow }
+
+    /// Segments end where a mapping ends, so no segment (a retransmission
+    /// above all) carries bytes of two mappings under one DSS (§3.3).
+    public func payloadLimit(at sequence: SequenceNumber) -> Int? {
+        guard let localISN, !fallenBack else { return nil }
+        let relative = SequenceNumber(sequence.rawValue &- localISN.rawValue)
+        guard let m = mappings.first(where: { !$0.chunk.bytes.isEmpty && $0.start <= relative && relative < $0.start + $0.chunk.bytes.count })
+        else { return nil }
+        return (m.start + m.chunk.bytes.count) - relative
+    }
 
     /// The connection level gave this subflow `chunk`, written at relative sequence `start`.
     public mutating func map(_ chunk: DataChunk, at start: SequenceNumber) {
@@ -71,7 +97,28 @@ public struct SubflowOptions: TCPOptionExtension {
 
     public mutating func options(for segment: TCPSegment, purpose: TCPSegmentPurpose, room: Int, state: TCPState) -> [TCPOption] {
         if purpose == .syn || purpose == .synAck { localISN = segment.sequenceNumber }
-        if fallenBack || segment.flags.contains(.rst) { return [] }
+        if segment.flags.contains(.rst) { return [] }
+        if fallenBack {
+            // §3.7: after MP_FAIL the stream goes on unmapped from here; the
+            // infinite mapping (length 0, subflow sequence 0, checksum 0) says so.
+            guard let infinite = infiniteMapping, !infiniteMappingConfirmed else { return [] }
+            let relative = SequenceNumber(segment.sequenceNumber.rawValue &- (localISN?.rawValue ?? 0))
+            if relative < infinite.start {
+                // Bytes written before the fallback keep their own mappings.
+                guard !segment.payload.isEmpty,
+                      let first = mappings.first(where: { $0.start <= relative && relative < $0.start + max($0.chunk.bytes.count, 1) })
+                else { return [] }
+                let dss = DataSequenceSignal(dataACK: dataACK?.rawValue,
+                                             mapping: first.chunk.mapping(subflowSequence: first.start.rawValue, checksums: checksums),
+                                             dataFIN: first.chunk.dataFIN)
+                return [.mptcp(.dss(dss))]
+            }
+            guard relative == infinite.start else { return [] }
+            counters.infiniteMappingsSent += 1
+            let mapping = DSSMapping(dataSequenceNumber: infinite.dataSequenceNumber.rawValue, subflowSequenceNumber: 0,
+                                     dataLevelLength: 0, checksum: checksums ? 0 : nil)
+            return [.mptcp(.dss(DataSequenceSignal(dataACK: dataACK?.rawValue, mapping: mapping)))]
+        }
         var out: [MPTCPOption] = []
         var left = room
         func add(_ option: MPTCPOption) -> Bool {
@@ -140,6 +187,12 @@ public struct SubflowOptions: TCPOptionExtension {
 
     public mutating func received(_ segment: TCPSegment, state: TCPState) {
         let options = MPTCPOptionReader.options(of: segment)
+        if segment.flags.contains(.syn) && state.isSynchronized {
+            // RFC 5961 §4.2: a SYN on a synchronized subflow changes nothing.
+            settleRefused()
+            unjudged = true
+            return
+        }
         if segment.flags.contains(.syn) {
             remoteISN = segment.sequenceNumber
             if segment.flags.contains(.ack) {
@@ -156,7 +209,33 @@ public struct SubflowOptions: TCPOptionExtension {
             }
             return
         }
-        guard !fallenBack else { return }
+        settleRefused()
+        unjudged = true
+    }
+
+    /// Counts a segment the engine refused (blind injection, RFC 5961): its
+    /// options were never looked at. Called after each engine call.
+    public mutating func settleRefused() {
+        if unjudged { counters.segmentsRefusedByTCP += 1 }
+        unjudged = false
+    }
+
+    /// The engine accepted the segment (RFC 5961 checks passed): only now do
+    /// its MPTCP options count.
+    public mutating func accepted(_ segment: TCPSegment, state: TCPState) {
+        guard !segment.flags.contains(.syn) else { return }
+        unjudged = false
+        let options = MPTCPOptionReader.options(of: segment)
+        let relative = SequenceNumber(segment.sequenceNumber.rawValue &- (remoteISN?.rawValue ?? 0))
+        // After a handshake fallback the peer sends no options worth reading.
+        // After MP_FAIL (an infinite mapping of ours exists) the peer keeps
+        // mapping until its own infinite mapping, so arrivals still count.
+        guard !fallenBack || infiniteMapping != nil else { return }
+        if fallenBack {
+            arrivals.append(Arrival(options: options, flags: segment.flags, hasPayload: !segment.payload.isEmpty,
+                                    window: segment.window, subflowSequence: relative))
+            return
+        }
         switch handshake {
         case var .capable(c):
             if c.role == .passive && c.state == .synReceived && segment.flags.contains(.ack) {
@@ -175,7 +254,7 @@ public struct SubflowOptions: TCPOptionExtension {
             handshake = .joinResponder(j)
         }
         arrivals.append(Arrival(options: options, flags: segment.flags, hasPayload: !segment.payload.isEmpty,
-                                window: segment.window))
+                                window: segment.window, subflowSequence: relative))
     }
 
     /// A join that must be refused (bad HMAC, no MP_JOIN): the RST's MP_TCPRST.

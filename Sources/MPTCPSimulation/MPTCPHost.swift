@@ -94,8 +94,16 @@ public struct MPTCPHost: SimulatedHost {
     var connectionsMade: UInt64 = 0
     public internal(set) var segmentsIn = 0
     public internal(set) var segmentsOut = 0
-    /// SYNs without MP_CAPABLE to a listening port: refused with RST (this host speaks only MPTCP).
+    /// A SYN without MP_CAPABLE to a listening port runs as plain TCP
+    /// (RFC 8684 §3.7, passive fallback); false refuses it with RST.
+    public var acceptsPlainTCP = true
+    /// Accepted connections announce the host's other addresses (ADD_ADDR,
+    /// RFC 8684 §3.4.1) so the peer can join to them.
+    public var announcesAddresses = false
+    /// SYNs without MP_CAPABLE to a listening port refused with RST (`acceptsPlainTCP` off).
     public internal(set) var plainSYNsRefused = 0
+    /// SYNs without MP_CAPABLE accepted as plain TCP.
+    public internal(set) var plainTCPAccepted = 0
     /// Segments matching no connection, answered as CLOSED does.
     public internal(set) var segmentsWithoutConnection = 0
 
@@ -168,8 +176,18 @@ public struct MPTCPHost: SimulatedHost {
             }
             if let application = listeners[segment.destinationPort] {
                 connectionsMade += 1
-                if let (c, actions) = MPTCPConnection.accept(syn: segment, tuple: seen, configuration: configuration,
-                                                             seed: seed &+ connectionsMade &* 7_919, now: now) {
+                var accepted = configuration
+                if announcesAddresses {
+                    accepted.announcedAddresses += addresses.indices.filter { addresses[$0] != packet.destination && carrier[$0] }
+                        .map { AnnouncedAddress(id: UInt8($0), address: .v4(addresses[$0])) }
+                }
+                let connectionSeed = seed &+ connectionsMade &* 7_919
+                var opened = MPTCPConnection.accept(syn: segment, tuple: seen, configuration: accepted, seed: connectionSeed, now: now)
+                if opened == nil && acceptsPlainTCP {
+                    opened = MPTCPConnection.acceptPlainTCP(syn: segment, tuple: seen, configuration: accepted, seed: connectionSeed, now: now)
+                    if opened != nil { plainTCPAccepted += 1 }
+                }
+                if let (c, actions) = opened {
                     var e = MPTCPEndpoint(application: application, localPort: segment.destinationPort, remote: packet.source,
                                           remotePort: segment.sourcePort, generator: PayloadGenerator(seed: seed &+ connectionsMade))
                     e.connection = c

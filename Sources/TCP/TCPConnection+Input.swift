@@ -231,6 +231,7 @@ extension TCPConnection {
                 sendChallengeAck(now: now, into: &actions)
                 return
             }
+            optionExtension?.accepted(seg, state: state)
             switch state {
             case .synReceived where passiveOpen:
                 returnToListen()
@@ -292,6 +293,7 @@ extension TCPConnection {
             tsRecentTime = now
         }
 
+        optionExtension?.accepted(seg, state: state)
         processAcknowledgment(seg, options: options, now: now, into: &actions)
         if state == .closed { return }
 

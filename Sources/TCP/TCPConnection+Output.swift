@@ -58,7 +58,7 @@ extension TCPConnection {
         let free = max(0, configuration.receiveBufferSize - receiveQueue.count)
         if forSYN {
             // RFC 7323 §2.2: the window in a SYN is never scaled.
-            let w = min(free, 0xFFFF)
+            let w = min(free, 0xFFFF, max(0, optionExtension?.receiveWindowLimit ?? .max))
             if rcvAdvertisedRight < rcvNxt + w { rcvAdvertisedRight = rcvNxt + w }
             return UInt16(w)
         }
@@ -68,7 +68,8 @@ extension TCPConnection {
         } else if candidate - rcvAdvertisedRight >= min(configuration.receiveBufferSize / 2, configuration.maximumSegmentSize) {
             rcvAdvertisedRight = candidate
         }
-        let window = max(0, rcvAdvertisedRight - rcvNxt)
+        var window = max(0, rcvAdvertisedRight - rcvNxt)
+        if let limit = optionExtension?.receiveWindowLimit { window = min(window, max(0, limit)) }
         return UInt16(min(window >> Int(rcvShift), 0xFFFF))
     }
 
@@ -246,18 +247,20 @@ extension TCPConnection {
         if !finSent {
             let unsent = max(0, dataEnd - sndNxt)
             let windowRoom = (sndUna + sndWnd) - sndNxt
-            let length = min(limit, unsent, max(0, windowRoom))
+            // An extension may end the segment early (MPTCP: at a DSS mapping's end).
+            let segmentLimit = min(limit, optionExtension?.payloadLimit(at: sndNxt) ?? limit)
+            let length = min(segmentLimit, unsent, max(0, windowRoom))
             // The FIN may ride just past the window's edge on the last data segment.
             let fin = finQueued && sndNxt + length == dataEnd && (length > 0 || windowRoom > 0)
             if length == 0 && !fin {
                 if unsent > 0 || finQueued { return .stop(limitedBy: .peerWindow) }
             } else {
                 // RFC 9293 §3.8.6.2.1: sender-side silly window avoidance.
-                if length < limit && length < unsent && length < maxSndWnd / 2 && !overrideSenderSWS {
+                if length < segmentLimit && length < unsent && length < maxSndWnd / 2 && !overrideSenderSWS {
                     return .stop(limitedBy: .peerWindow)
                 }
                 // RFC 9293 §3.7.4: Nagle — no small segment while data is unacknowledged (a FIN may go).
-                if configuration.nagle && length < limit && !fin && sndUna != sndNxt {
+                if configuration.nagle && length < segmentLimit && !fin && sndUna != sndNxt {
                     return .stop(limitedBy: .nothingToSend)
                 }
                 if length > budget { return .stop(limitedBy: .congestion) }
@@ -278,7 +281,7 @@ extension TCPConnection {
     /// if the range covers it). Returns the sequence space sent.
     mutating func emitRetransmission(from: SequenceNumber, to: SequenceNumber, payloadLimit limit: Int,
                                      now: Instant, into actions: inout [TCPAction]) -> Int {
-        let payloadEnd = min(to, dataEnd, from + limit)
+        let payloadEnd = min(to, dataEnd, from + min(limit, optionExtension?.payloadLimit(at: from) ?? limit))
         let payloadLength = max(0, payloadEnd - from)
         let fin = finSent && !(to <= dataEnd) && payloadEnd == dataEnd
         var flags: TCPFlags = .ack

@@ -54,6 +54,24 @@ public protocol TCPOptionExtension: Sendable {
     mutating func options(for segment: TCPSegment, purpose: TCPSegmentPurpose, room: Int, state: TCPState) -> [TCPOption]
     /// Called with every segment that reaches the connection, before it is processed.
     mutating func received(_ segment: TCPSegment, state: TCPState)
+    /// Called once a segment of a synchronized connection passed every
+    /// acceptance check (sequence window, RFC 5961 RST/SYN/ACK rules, PAWS),
+    /// just before its ACK and data are processed. Options that change state
+    /// should wait for this, so blind segments change nothing.
+    mutating func accepted(_ segment: TCPSegment, state: TCPState)
+    /// The largest window to advertise (bytes, relative to RCV.NXT), or nil
+    /// for the engine's own. MPTCP puts its connection-level window here
+    /// (RFC 8684 §3.3.4). The field never exceeds the engine's own window.
+    var receiveWindowLimit: Int? { get }
+    /// The most payload a segment starting at `sequence` may carry, or nil
+    /// for no limit: MPTCP ends segments where a DSS mapping ends.
+    func payloadLimit(at sequence: SequenceNumber) -> Int?
+}
+
+extension TCPOptionExtension {
+    public mutating func accepted(_ segment: TCPSegment, state: TCPState) {}
+    public var receiveWindowLimit: Int? { nil }
+    public func payloadLimit(at sequence: SequenceNumber) -> Int? { nil }
 }
 
 /// What happened on a connection, readable at any time.

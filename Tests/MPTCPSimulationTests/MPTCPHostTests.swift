@@ -15,8 +15,9 @@ struct MPTCPHostTests {
         return host
     }
 
-    @Test func listening_plainSYNWithoutCapable_refusedWithRSTAndCounted() {
+    @Test func listeningMPTCPOnly_plainSYNWithoutCapable_refusedWithRSTAndCounted() {
         var host = listeningHost()
+        host.acceptsPlainTCP = false
         let syn = TCPSegment(sourcePort: 5_000, destinationPort: 80, sequenceNumber: SequenceNumber(7), flags: .syn, window: 1000)
         host.receive(.tcp(syn, from: Self.attacker, to: Self.server), on: 0, now: .zero)
         let out = host.takeOutgoing(now: .zero)

@@ -39,6 +39,23 @@ struct TwoPathNetwork {
     var cbrNext = Instant.zero
     /// Local address events to fire at given times.
     var schedule: [(at: Instant, event: PathEvent, address: [UInt8])] = []
+    /// Drops a segment when it returns true (`toServer` says which way).
+    var drop: ((TCPSegment, _ toServer: Bool) -> Bool)?
+    /// Changes a segment on its way (a middlebox rewriting payload, say).
+    var rewrite: ((inout TCPSegment, _ toServer: Bool) -> Void)?
+    /// The server reads by itself at every arrival unless a slow reader is set:
+    /// then it reads `slowReadBytes` every `slowReadInterval`.
+    var slowReadInterval: Interval?
+    var slowReadBytes = 0
+    var nextSlowRead = Instant.zero
+    /// The server closes once it has read the peer's DATA_FIN.
+    var serverClosesAfterPeer = false
+    /// Bytes the client read from the server.
+    var clientReceived: [UInt8] = []
+    /// Every segment put on the wire, in order, with its direction.
+    var wire: [(segment: TCPSegment, tuple: TCPFourTuple, toServer: Bool)] = []
+    /// Why the server's connection ended (`MPTCPAction.closed`).
+    var serverClosedReasons: [String] = []
 
     init(client configuration: MPTCPConfiguration, server serverConfiguration: MPTCPConfiguration) {
         let tuple = TCPFourTuple(localAddress: Self.vehicle0, localPort: 40_000, remoteAddress: Self.server, remotePort: 80)
@@ -55,6 +72,9 @@ struct TwoPathNetwork {
                 let vehicleAddress = toServer ? tuple.localAddress : tuple.remoteAddress
                 if cut.contains(vehicleAddress) { continue }
                 var segment = segment
+                wire.append((segment, tuple, toServer))
+                if drop?(segment, toServer) == true { continue }
+                rewrite?(&segment, toServer)
                 if stripping.contains(vehicleAddress) {
                     segment.options.removeAll { if case .mptcp = $0 { return true } else { return false } }
                 }
@@ -62,7 +82,7 @@ struct TwoPathNetwork {
                 inFlight.append(InFlight(arrival: now + (delay[vehicleAddress] ?? .milliseconds(5)), order: order,
                                          toServer: toServer, segment: segment, tuple: tuple))
             case let .closed(reason):
-                closedReasons.append(reason)
+                if toServer { closedReasons.append(reason) } else { serverClosedReasons.append(reason) }
             }
         }
     }
@@ -85,7 +105,7 @@ struct TwoPathNetwork {
                 server = s
                 carry(actions, toServer: false)
             }
-            if var s = server {
+            if var s = server, slowReadInterval == nil {
                 let bytes = s.read()
                 if !bytes.isEmpty {
                     if let last = lastArrival { largestGap = max(largestGap, now - last) }
@@ -94,8 +114,13 @@ struct TwoPathNetwork {
                 }
                 server = s
             }
+            if serverClosesAfterPeer, var s = server, s.peerClosed, s.readableBytes == 0 {
+                s.close()
+                server = s
+            }
         } else if let id = client.subflow(for: seen) {
             carry(client.handle(f.segment, on: id, now: now), toServer: true)
+            clientReceived += client.read()
         }
     }
 
@@ -114,7 +139,15 @@ struct TwoPathNetwork {
                 schedule.removeFirst()
                 carry(client.localAddress(first.event, address: first.address, now: now), toServer: true)
             }
+            if let interval = slowReadInterval, now >= nextSlowRead, var s = server {
+                received += s.read(maximum: slowReadBytes)
+                nextSlowRead = now + interval
+                if serverClosesAfterPeer, s.peerClosed, s.readableBytes == 0 { s.close() }
+                carry(s.poll(now: now), toServer: false)
+                server = s
+            }
             var next = min(end, client.nextDeadline)
+            if slowReadInterval != nil, server != nil { next = min(next, nextSlowRead) }
             if cbrInterval != nil, cbrNext < cbrEnd { next = min(next, cbrNext) }
             if let first = schedule.first { next = min(next, first.at) }
             if let s = server { next = min(next, s.nextDeadline) }
