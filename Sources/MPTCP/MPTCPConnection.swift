@@ -587,7 +587,7 @@ public struct MPTCPConnection: Sendable {
                 let usable = s.options.canSendData && s.health != .stale && s.tcp.unsentBytes == 0
                     && (s.tcp.state == .established || s.tcp.state == .closeWait)
                 return SubflowSnapshot(id: id, smoothedRTT: s.tcp.smoothedRTT, congestionWindow: s.tcp.congestionWindow,
-                                       bytesInFlight: min(s.tcp.congestionWindow, s.tcp.unacknowledgedBytes + (usable ? 0 : s.tcp.congestionWindow)),
+                                       bytesInFlight: min(s.tcp.congestionWindow, s.tcp.bytesInFlight + (usable ? 0 : s.tcp.congestionWindow)),
                                        maximumSegmentSize: mss, isBackup: s.backup, isUsable: usable,
                                        isSuspect: s.health == .suspect)
             }

@@ -87,7 +87,8 @@ public struct FairnessScenario: Sendable {
             scenario: self,
             mptcpBytes: mptcp.map { Self.bytesRead($0.progress, from: from, to: to) } ?? 0,
             tcpBytes: tcp.bytesRead(from: from, to: to),
-            subflowsCoupled: client_.endpoints[0].connection.map { c in (0..<8).filter { c.isCoupled(SubflowID($0)) }.count } ?? 0)
+            subflowsCoupled: client_.endpoints[0].connection.map { c in (0..<8).filter { c.isCoupled(SubflowID($0)) }.count } ?? 0,
+            counters: client_.endpoints[0].connection?.counters)
     }
 
     /// Bytes read in `[from, to]` from a cumulative (instant, bytes) series.
@@ -104,6 +105,8 @@ public struct FairnessResult: Sendable {
     public var tcpBytes: Int
     /// How many of the MPTCP sender's subflows ran the coupled increase at the end.
     public var subflowsCoupled: Int
+    /// The MPTCP sender's counters (stale events, joins).
+    public var counters: MPTCPCounters?
 
     /// MPTCP's throughput over the TCP flow's; issue 4 asks for 0.8–1.25.
     public var ratio: Double { tcpBytes > 0 ? Double(mptcpBytes) / Double(tcpBytes) : .infinity }

@@ -46,7 +46,7 @@ struct BenchMPTCPCommand: ParsableCommand {
     }
 
     func fairnessTable() {
-        var rows: [[String]] = [["coupling", "MPTCP (MB)", "TCP (MB)", "MPTCP/TCP", "bound", "within", "utilisation"]]
+        var rows: [[String]] = [["coupling", "MPTCP (MB)", "TCP (MB)", "MPTCP/TCP", "bound", "within", "utilisation", "joins", "stale"]]
         for algorithm in CoupledAlgorithm.allCases {
             var s = FairnessScenario()
             s.coupled = algorithm
@@ -59,7 +59,8 @@ struct BenchMPTCPCommand: ParsableCommand {
             let within = algorithm == .uncoupled ? "-" : (r.ratio >= 0.8 && r.ratio <= 1.25 ? "yes" : "NO")
             rows.append([algorithm.rawValue, String(format: "%.2f", Double(r.mptcpBytes) / 1e6),
                          String(format: "%.2f", Double(r.tcpBytes) / 1e6), String(format: "%.2f", r.ratio),
-                         algorithm == .uncoupled ? "-" : "0.8–1.25", within, String(format: "%.2f", r.utilisation)])
+                         algorithm == .uncoupled ? "-" : "0.8–1.25", within, String(format: "%.2f", r.utilisation),
+                         "\(r.counters?.joinsEstablished ?? 0)", "\(r.counters?.staleEvents ?? 0)"])
         }
         print("\nMPTCP fairness: two subflows and one NewReno flow at one 4 Mbit/s bottleneck, 40 ms RTT (seconds 10–40)")
         Self.printTable(rows)

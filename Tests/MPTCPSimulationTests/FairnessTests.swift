@@ -27,12 +27,10 @@ struct FairnessTests {
         let coupled = result.subflowsCoupled, ratio = result.ratio, utilisation = result.utilisation
         #expect(coupled >= 2)
         #expect(utilisation > 0.8)
-        // Known issue: MPTCP takes about 0.3× (LIA 0.28, OLIA 0.28, BALIA 0.26),
-        // and 0.39× even uncoupled, so the coupling is not what holds it back:
-        // under competition at a BDP-sized queue the stale detector (2 RTOs or
-        // 4 RTTs of silence) declares subflows stale, and the path manager
-        // replaces them with fresh joins (`subflowsCoupled` counts 3–5).
-        withKnownIssue("MPTCP subflows go stale under competing TCP and are rejoined") {
+        // Known issue: MPTCP takes about 0.46–0.49× (0.53× even uncoupled, so
+        // the coupling is not what holds it back); see docs/MPTCP.md (Coupled
+        // congestion control) for what was fixed and what is suspected.
+        withKnownIssue("two MPTCP subflows take about half of one TCP flow's throughput") {
             #expect(ratio >= 0.8 && ratio <= 1.25)
         }
     }
@@ -41,7 +39,7 @@ struct FairnessTests {
         let result = Self.scenario(.uncoupled).run()
         print("fairness uncoupled: MPTCP/TCP = \(String(format: "%.2f", result.ratio))")
         let ratio = result.ratio
-        withKnownIssue("MPTCP subflows go stale under competing TCP and are rejoined (0.39× uncoupled)") {
+        withKnownIssue("two uncoupled MPTCP subflows take about half of one TCP flow's throughput") {
             #expect(ratio > 1.25)
         }
     }
