@@ -20,6 +20,29 @@ public struct CoupledSubflow: Hashable, Sendable {
     var rtt: Double { max(smoothedRTT.seconds, 1e-6) }
 }
 
+/// OLIA's ℓ_r for one subflow (Khalili et al., §III): the larger of the
+/// bytes acknowledged between its last two losses and the bytes acknowledged
+/// since its last loss. A loss is a fast recovery or a retransmission timeout.
+public struct LossIntervals: Hashable, Sendable {
+    var lossesSeen = 0
+    var acknowledgedAtLastLoss = 0
+    var betweenLastTwo = 0
+
+    public init() {}
+
+    /// `acknowledgedBytes` and `losses` are the subflow's running totals.
+    public mutating func update(acknowledgedBytes: Int, losses: Int) {
+        guard losses > lossesSeen else { return }
+        betweenLastTwo = acknowledgedBytes - acknowledgedAtLastLoss
+        acknowledgedAtLastLoss = acknowledgedBytes
+        lossesSeen = losses
+    }
+
+    public func bytesBetweenLosses(acknowledgedBytes: Int) -> Double {
+        Double(max(betweenLastTwo, acknowledgedBytes - acknowledgedAtLastLoss))
+    }
+}
+
 /// Coupled congestion avoidance for the subflows of one connection, each a
 /// pure function of per-subflow windows, RTTs and MSS (Linux `mptcp_*`
 /// out-of-tree modules; RFC 6356 for LIA). With one subflow each reduces to

@@ -43,7 +43,11 @@ public struct DataReassembly: Sendable {
     public var readableBytes: Int { readable.count - readableHead }
     public var outOfOrderBytes: Int { pieces.reduce(0) { $0 + $1.bytes.count } }
     /// The window to advertise with the next data ACK (relative to `expected`).
-    public var window: Int { max(0, capacity - readableBytes - outOfOrderBytes) }
+    /// Out-of-order bytes lie inside it, so they do not shrink it (counting
+    /// them twice made the right edge trail the one the sender computes from
+    /// the data ACK, and bytes the subflow had acknowledged were dropped here
+    /// for good); readable bytes precede `expected` and do.
+    public var window: Int { max(0, capacity - readableBytes) }
 
     /// Computes the window for an outgoing segment and remembers its right
     /// edge. The edge never moves left (§3.3.5).
@@ -66,6 +70,10 @@ public struct DataReassembly: Sendable {
             data = data.dropFirst(old)
             start = start + old
         }
+        // The application may have read since the last data ACK went out: the
+        // edge that ACK implied is where the window stands now, not where it
+        // stood when the bytes were still unread.
+        _ = windowToAdvertise()
         // RFC 8684 §3.3.5: data beyond the window's right edge is not accepted.
         let room = Int(advertisedRightEdge - start)
         if data.count > max(0, room) {

@@ -71,6 +71,7 @@ public struct MPTCPConnection: Sendable {
         var healthDeadline = Instant.distantFuture
         var reportedEstablished = false
         var closed = false
+        var lossIntervals = LossIntervals()
 
         var options: SubflowOptions {
             get { tcp.optionExtension as! SubflowOptions }
@@ -806,10 +807,16 @@ public struct MPTCPConnection: Sendable {
         let algorithm = configuration.coupledCongestionControl
         guard algorithm != .uncoupled else { return }
         let ids = subflows.keys.sorted().filter { !subflows[$0]!.closed && subflows[$0]!.options.canSendData }
-        let states = ids.map { id -> CoupledSubflow in
+        var states: [CoupledSubflow] = []
+        for id in ids {
             let t = subflows[id]!.tcp
-            return CoupledSubflow(congestionWindow: t.congestionWindow, smoothedRTT: t.smoothedRTT ?? .milliseconds(100),
-                                  maximumSegmentSize: t.sendMaximumSegmentSize)
+            // OLIA's ℓ_r from the subflow's acknowledged bytes and losses.
+            let acknowledged = subflows[id]!.written - t.unacknowledgedBytes
+            subflows[id]!.lossIntervals.update(acknowledgedBytes: acknowledged,
+                                               losses: t.counters.fastRecoveries + t.counters.retransmissionTimeouts)
+            states.append(CoupledSubflow(congestionWindow: t.congestionWindow, smoothedRTT: t.smoothedRTT ?? .milliseconds(100),
+                                         maximumSegmentSize: t.sendMaximumSegmentSize,
+                                         bytesBetweenLosses: subflows[id]!.lossIntervals.bytesBetweenLosses(acknowledgedBytes: acknowledged)))
         }
         for (index, id) in ids.enumerated() {
             guard var reno = subflows[id]!.tcp.congestion as? NewReno else { continue }
@@ -837,7 +844,7 @@ public struct MPTCPConnection: Sendable {
                 let usable = s.options.canSendData && s.health != .stale && s.tcp.unsentBytes == 0
                     && (s.tcp.state == .established || s.tcp.state == .closeWait)
                 return SubflowSnapshot(id: id, smoothedRTT: s.tcp.smoothedRTT, congestionWindow: s.tcp.congestionWindow,
-                                       bytesInFlight: min(s.tcp.congestionWindow, s.tcp.unacknowledgedBytes + (usable ? 0 : s.tcp.congestionWindow)),
+                                       bytesInFlight: min(s.tcp.congestionWindow, s.tcp.bytesInFlight + (usable ? 0 : s.tcp.congestionWindow)),
                                        maximumSegmentSize: mss, isBackup: s.backup, isUsable: usable,
                                        isSuspect: s.health == .suspect)
             }

@@ -77,6 +77,20 @@ public struct SubflowOptions: TCPOptionExtension {
         return (m.start + m.chunk.bytes.count) - relative
     }
 
+    /// A pure ACK after the handshake carries a DSS with the 8-byte data ACK
+    /// alone (12 bytes), which leaves a SACK block room beside timestamps;
+    /// a bare DATA_FIN or handshake option still needs the full reservation.
+    public var reservedOptionBytesWithoutPayload: Int {
+        if fallenBack { return 0 }
+        guard bareDataFIN == nil, signals.isEmpty else { return reservedOptionBytes }
+        switch handshake {
+        case let .capable(c) where c.isMultipath && c.state != .awaitingPeerDSS: return 12
+        case let .joinInitiator(j) where j.state == .established: return 12
+        case let .joinResponder(j) where j.state == .established: return 12
+        default: return reservedOptionBytes
+        }
+    }
+
     /// The connection level gave this subflow `chunk`, written at relative sequence `start`.
     public mutating func map(_ chunk: DataChunk, at start: SequenceNumber) {
         mappings.append((start, chunk))
@@ -85,6 +99,17 @@ public struct SubflowOptions: TCPOptionExtension {
     /// Forget mappings wholly acknowledged at the subflow level (relative `acked`).
     public mutating func pruneMappings(below acked: SequenceNumber) {
         mappings.removeAll { $0.start + $0.chunk.bytes.count <= acked && !$0.chunk.bytes.isEmpty }
+    }
+
+    /// A retransmission starting at `sequence` stops at the end of the chunk
+    /// it starts in, so that it carries that chunk's mapping and no byte of
+    /// the next one (RFC 8684 §3.3.1: a mapping covers contiguous bytes of
+    /// one segment run; a byte whose mapping never arrives is lost for good
+    /// once the subflow has acknowledged it).
+    public func retransmissionPayloadLimit(startingAt sequence: SequenceNumber) -> Int? {
+        let relative = SequenceNumber(sequence.rawValue &- (localISN?.rawValue ?? 0))
+        guard let m = mappings.first(where: { $0.start <= relative && relative < $0.start + $0.chunk.bytes.count }) else { return nil }
+        return m.start + m.chunk.bytes.count - relative
     }
 
     public var canSendData: Bool {

@@ -24,6 +24,14 @@ public struct AggregationScenario: Sendable {
     /// netem's default queue limit.
     public var queuePackets = 1_000
     public var limit = Instant.zero + .seconds(60)
+    /// The connection-level receive buffer (RFC 8684 §3.3.4), which bounds
+    /// what both subflows have in flight together. 1 MiB is about twice the
+    /// largest aggregate bandwidth-delay product here (40 Mbit/s × 100 ms =
+    /// 500 kB) and less than one path's queue; with 4 MiB, slow start
+    /// overflows the 1000-packet queues (the engine has no HyStart yet) and
+    /// the bursts of loss cost more than the bound's slack. Linux autotunes
+    /// the same buffer from the measured rate.
+    public var connectionReceiveBuffer = 1 << 20
     public var seed: UInt64 = 1
 
     static let clientAddresses = [NodeAddress(198, 18, 1, 1), NodeAddress(198, 18, 2, 1)]
@@ -45,6 +53,7 @@ public struct AggregationScenario: Sendable {
         configuration.scheduler = scheduler
         configuration.tcp.sendBufferSize = 4 << 20
         configuration.tcp.receiveBufferSize = 4 << 20
+        configuration.receiveBuffer = connectionReceiveBuffer
         var network = Network(seed: seed, logsEvents: false)
         var client = MPTCPHost(addresses: Self.clientAddresses, configuration: configuration, seed: seed)
         client.addConnection(localPort: 40_000, remote: Self.serverAddress, remotePort: 80,

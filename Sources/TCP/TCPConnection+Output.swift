@@ -83,9 +83,11 @@ extension TCPConnection {
     var reservedOptionBytes: Int { optionExtension?.reservedOptionBytes ?? 0 }
 
     /// How many SACK blocks fit beside the other options (RFC 2018 §3: at most 4; 3 with timestamps).
-    var sackBlocksToSend: Int {
+    var sackBlocksToSend: Int { sackBlocks(reserving: reservedOptionBytes) }
+
+    func sackBlocks(reserving reserved: Int) -> Int {
         guard sackEnabled && !reassembly.isEmpty else { return 0 }
-        let room = maximumOptionBytes - (timestampsEnabled ? 12 : 0) - reservedOptionBytes - 4
+        let room = maximumOptionBytes - (timestampsEnabled ? 12 : 0) - reserved - 4
         return max(0, min(reassembly.runs.count, room / 8, 4))
     }
 
@@ -119,7 +121,11 @@ extension TCPConnection {
             options += [.noOperation, .noOperation, .timestamps(value: timestampClock(now), echoReply: tsRecent)]
         }
         if !isSYN && flags.contains(.ack) {
-            let n = sackBlocksToSend
+            // A pure ACK may need less room for the extension's options than
+            // a data segment (an MPTCP data ACK alone): the rest carries SACK,
+            // without which no duplicate ACK is ever counted (RFC 6675 §2).
+            let n = payload.isEmpty ? sackBlocks(reserving: optionExtension?.reservedOptionBytesWithoutPayload ?? 0)
+                                    : sackBlocksToSend
             if n > 0 {
                 options += [.noOperation, .noOperation, .sack(reassembly.sackBlocks(limit: n))]
                 counters.sackBlocksSent += n
@@ -225,7 +231,14 @@ extension TCPConnection {
             }
             break
         }
+        // RFC 7661 §4.1: the window is in use when it held the data back, or
+        // when what is in flight fills it to within a segment (Linux:
+        // `is_cwnd_limited |= in_flight >= cwnd`). The second case matters to a
+        // sender that hands the engine exactly what the window has room for,
+        // as MPTCP does per subflow: it never leaves data held back, yet its
+        // window is full, and a window that never counts as used never grows.
         congestionWindowLimited = stoppedBy == .congestion
+            || inFlight + sendMaximumSegmentSize > congestion.congestionWindow
         overrideSenderSWS = false
         let receiving = state == .established || state == .finWait1
         if ackNow || (receiving && windowUpdateWanted) {
@@ -281,7 +294,10 @@ extension TCPConnection {
     /// if the range covers it). Returns the sequence space sent.
     mutating func emitRetransmission(from: SequenceNumber, to: SequenceNumber, payloadLimit limit: Int,
                                      now: Instant, into actions: inout [TCPAction]) -> Int {
-        let payloadEnd = min(to, dataEnd, from + min(limit, optionExtension?.payloadLimit(at: from) ?? limit))
+        var payloadEnd = min(to, dataEnd, from + min(limit, optionExtension?.payloadLimit(at: from) ?? limit))
+        if let cap = optionExtension?.retransmissionPayloadLimit(startingAt: from), cap > 0 {
+            payloadEnd = min(payloadEnd, from + cap)
+        }
         let payloadLength = max(0, payloadEnd - from)
         let fin = finSent && !(to <= dataEnd) && payloadEnd == dataEnd
         var flags: TCPFlags = .ack

@@ -66,12 +66,24 @@ public protocol TCPOptionExtension: Sendable {
     /// The most payload a segment starting at `sequence` may carry, or nil
     /// for no limit: MPTCP ends segments where a DSS mapping ends.
     func payloadLimit(at sequence: SequenceNumber) -> Int?
+    /// The most payload a retransmitted segment starting at `sequence` may
+    /// carry, or nil for no limit beyond the MSS. MPTCP answers with the end
+    /// of the DSS mapping that `sequence` lies in: a segment carries one
+    /// mapping, so a retransmission must not run into the next one (RFC 8684
+    /// §3.3.1; Linux keeps skbs of different mappings from being collapsed).
+    func retransmissionPayloadLimit(startingAt sequence: SequenceNumber) -> Int?
+    /// Option bytes to keep free on a segment without payload, when that is
+    /// less than `reservedOptionBytes` (MPTCP: a DSS with only a data ACK),
+    /// so that pure ACKs keep room for SACK blocks.
+    var reservedOptionBytesWithoutPayload: Int { get }
 }
 
 extension TCPOptionExtension {
     public mutating func accepted(_ segment: TCPSegment, state: TCPState) {}
     public var receiveWindowLimit: Int? { nil }
     public func payloadLimit(at sequence: SequenceNumber) -> Int? { nil }
+    public var reservedOptionBytesWithoutPayload: Int { reservedOptionBytes }
+    public func retransmissionPayloadLimit(startingAt sequence: SequenceNumber) -> Int? { nil }
 }
 
 /// What happened on a connection, readable at any time.

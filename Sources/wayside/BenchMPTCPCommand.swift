@@ -36,9 +36,34 @@ struct BenchMPTCPCommand: ParsableCommand {
     @Flag(help: "Also run Linux's simult_flows cases: 16 MiB over two paths (10/10 and 30/10 Mbit/s; 0/0, 1/50, 50/1 ms).")
     var simultFlows = false
 
+    @Flag(help: "Also run the fairness cases: two coupled subflows and one TCP flow at one bottleneck (LIA, OLIA, BALIA, uncoupled).")
+    var fairness = false
+
     func run() throws {
         handoverTable()
         if simultFlows { aggregationTable() }
+        if fairness { fairnessTable() }
+    }
+
+    func fairnessTable() {
+        var rows: [[String]] = [["coupling", "MPTCP (MB)", "TCP (MB)", "MPTCP/TCP", "bound", "within", "utilisation", "joins", "stale"]]
+        for algorithm in CoupledAlgorithm.allCases {
+            var s = FairnessScenario()
+            s.coupled = algorithm
+            s.rate = .mbit(4)
+            s.roundTripTime = .milliseconds(40)
+            s.duration = .seconds(40)
+            s.warmUp = .seconds(10)
+            s.seed = seed
+            let r = s.run()
+            let within = algorithm == .uncoupled ? "-" : (r.ratio >= 0.8 && r.ratio <= 1.25 ? "yes" : "NO")
+            rows.append([algorithm.rawValue, String(format: "%.2f", Double(r.mptcpBytes) / 1e6),
+                         String(format: "%.2f", Double(r.tcpBytes) / 1e6), String(format: "%.2f", r.ratio),
+                         algorithm == .uncoupled ? "-" : "0.8–1.25", within, String(format: "%.2f", r.utilisation),
+                         "\(r.counters?.joinsEstablished ?? 0)", "\(r.counters?.staleEvents ?? 0)"])
+        }
+        print("\nMPTCP fairness: two subflows and one NewReno flow at one 4 Mbit/s bottleneck, 40 ms RTT (seconds 10–40)")
+        Self.printTable(rows)
     }
 
     func aggregationTable() {

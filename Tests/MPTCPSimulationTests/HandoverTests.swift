@@ -37,6 +37,44 @@ struct HandoverTests {
         #expect(result.survived)
     }
 
+    /// Overlapping coverage with the other managers, where traffic is not on
+    /// the dying path when it goes silently (fullmesh: the newer subflow has
+    /// the lower RTT) or the loss is seen at once (carrier), or every chunk
+    /// also rides the backup (redundant): within the same bound.
+    @Test(arguments: [("fullmesh", "min-rtt", CoverageLoss.silent), ("fullmesh", "ecf", .silent),
+                      ("fullmesh", "round-robin", .carrier), ("backup", "min-rtt", .carrier),
+                      ("backup", "redundant", .silent)])
+    func overlappingCoverage_otherManagers_gapWithinOneRTTAboveSpacing(_ pathManager: String, _ scheduler: String,
+                                                                       _ cut: CoverageLoss) {
+        var scenario = HandoverScenario()
+        scenario.pathManager = pathManager
+        scenario.scheduler = scheduler
+        scenario.coverage = .overlap(.seconds(1))
+        scenario.cut = cut
+        let result = scenario.run()
+        let gap = result.largestGap, survived = result.survived
+        print("handover \(pathManager) \(scheduler) overlap \(cut): largest gap \(gap)")
+        #expect(gap <= scenario.gapBound)
+        #expect(survived)
+    }
+
+    /// By design break-before-make keeps one subflow and opens the next only
+    /// when it has failed: with overlapping coverage and a silent cut the gap
+    /// is the stale detection (max(20 ms, 4 RTT) + 40 ms of silence) plus a
+    /// join and a round trip; with carrier loss the join and a round trip.
+    @Test(arguments: [(CoverageLoss.silent, 80, 120), (.carrier, 20, 30)])
+    func breakBeforeMake_overlappingCoverage_switchesOnlyOnceTheOldPathIsGone(_ cut: CoverageLoss, _ least: Int, _ most: Int) {
+        var scenario = HandoverScenario()
+        scenario.pathManager = "break-before-make"
+        scenario.coverage = .overlap(.seconds(1))
+        scenario.cut = cut
+        let result = scenario.run()
+        let gap = result.largestGap, survived = result.survived
+        print("handover break-before-make overlap \(cut): largest gap \(gap)")
+        #expect(gap >= .milliseconds(least) && gap <= .milliseconds(most))
+        #expect(survived)
+    }
+
     @Test func carrierLoss_reachesThePathManagerAsAddressEvents() {
         var scenario = HandoverScenario()
         scenario.pathManager = "break-before-make"

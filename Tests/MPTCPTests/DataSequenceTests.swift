@@ -191,6 +191,19 @@ struct DataSequenceTests {
         #expect(r.windowToAdvertise() == 3)
     }
 
+    @Test func reassembly_outOfOrderData_doesNotShrinkTheWindow() {
+        // The sender's right edge is data ACK + window; bytes held above a hole
+        // are inside that range, so the edge it computes must still be accepted.
+        var r = DataReassembly(remoteIDSN: Self.idsn, capacity: 4)
+        var counters = MPTCPCounters()
+        _ = r.receive(Self.idsn + 2, [2, 3], counters: &counters)
+        #expect(r.windowToAdvertise() == 4)
+        let o = r.receive(Self.idsn + 4, [4], counters: &counters)
+        #expect(o.beyondWindow == 0)
+        _ = r.receive(Self.idsn + 1, [1], counters: &counters)
+        #expect(r.read() == [1, 2, 3, 4])
+    }
+
     @Test func reassembly_dataFINBeforeLastData_isReachedWhenDataArrives() {
         var r = DataReassembly(remoteIDSN: Self.idsn, capacity: 100)
         var counters = MPTCPCounters()

@@ -119,6 +119,17 @@ struct CoupledCongestionTests {
         #expect(CoupledCongestionMath.oliaAlpha(flows, index: 1) == 0)
     }
 
+    @Test func lossIntervals_largerOfLastTwoLossesAndSinceTheLast() {
+        var l = LossIntervals()
+        #expect(l.bytesBetweenLosses(acknowledgedBytes: 5_000) == 5_000) // no loss yet: everything so far
+        l.update(acknowledgedBytes: 10_000, losses: 1)
+        #expect(l.bytesBetweenLosses(acknowledgedBytes: 12_000) == 10_000) // the interval that ended wins
+        l.update(acknowledgedBytes: 12_000, losses: 1)                     // no new loss: nothing moves
+        #expect(l.bytesBetweenLosses(acknowledgedBytes: 25_000) == 15_000) // since the last loss is longer
+        l.update(acknowledgedBytes: 13_000, losses: 2)
+        #expect(l.bytesBetweenLosses(acknowledgedBytes: 14_000) == 3_000)
+    }
+
     @Test func balia_twoEqualSubflows_matchesClosedForm() {
         let flows = [Self.subflow(20, 50), Self.subflow(20, 50)]
         // x = w/rtt for both; α = 1; per segment: x/(rtt · (2x)²) = 1/(4 w).
