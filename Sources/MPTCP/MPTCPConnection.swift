@@ -281,6 +281,14 @@ public struct MPTCPConnection: Sendable {
             // The passive side has no path manager: it reinjects on its own.
             for case let .subflowStale(id) in pmEvents { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
             for case let .subflowFailed(id) in pmEvents { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
+            // RFC 8684 §3.4.2: the peer withdrew an address; its subflows there
+            // are closed (as Linux's mptcp_pm_nl_rm_addr_or_subflow does) and
+            // what they carried goes again on the others.
+            for case let .peerAddressRemoved(rid) in pmEvents {
+                let gone = subflows.keys.sorted().filter { !subflows[$0]!.closed && subflows[$0]!.path.remoteID == rid }
+                for id in gone { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
+                actions += perform(gone.map { .closeSubflow($0, reason: .unspecified) }, now: now)
+            }
         }
         if var s = signals {
             s.advance(now: now, counters: &ownCounters)
@@ -314,7 +322,9 @@ public struct MPTCPConnection: Sendable {
     /// Reads what one subflow learnt and received.
     mutating func absorb(_ id: SubflowID, now: Instant, events: inout [PathEvent]) -> [MPTCPAction] {
         var actions: [MPTCPAction] = []
-        var s = subflows[id]!
+        // Taken out (every path below puts it back) so that mutating its
+        // engine does not copy the engine's buffers on every segment.
+        var s = subflows.removeValue(forKey: id)!
         var options = s.options
         // Handshake outcomes.
         if let rejection = options.rejection {
@@ -357,6 +367,7 @@ public struct MPTCPConnection: Sendable {
             for option in arrival.options {
                 if case let .dss(dss) = option {
                     if let ack = dss.dataACK, var snd = sender {
+                        sender = nil // `snd` alone holds the buffer: no copy on mutation
                         let full = dss.dataACKIsEightBytes ? DataSequenceNumber(ack) : DataSequenceNumber.expand(UInt32(truncatingIfNeeded: ack), near: snd.unacknowledged)
                         _ = snd.acknowledge(full, window: configuration.receiveBuffer, counters: &ownCounters)
                         sender = snd
@@ -407,6 +418,7 @@ public struct MPTCPConnection: Sendable {
         // Subflow bytes into the data level.
         let bytes = s.tcp.receive()
         if !bytes.isEmpty, var mapper = s.mapper, var r = reassembly {
+            reassembly = nil // `r` alone holds the buffer: appending does not copy it
             let start = SequenceNumber(1) + s.consumed
             s.consumed += bytes.count
             for event in mapper.receive(subflowSequence: start, bytes, counters: &ownCounters) {
@@ -420,11 +432,13 @@ public struct MPTCPConnection: Sendable {
             s.mapper = mapper
             reassembly = r
         } else if var mapper = s.mapper, var r = reassembly {
+            reassembly = nil
             for case let .dataFIN(dsn) in mapper.drain(counters: &ownCounters) { _ = r.receiveDataFIN(at: dsn, counters: &ownCounters) }
             s.mapper = mapper
             reassembly = r
         }
         if var r = reassembly {
+            reassembly = nil
             // Move the connection-level window's right edge as the application reads (§3.3.4).
             _ = r.windowToAdvertise()
             reassembly = r
@@ -432,6 +446,7 @@ public struct MPTCPConnection: Sendable {
         }
         // Fallback with one subflow: the data level is acknowledged by TCP itself.
         if options.fallenBack, var snd = sender {
+            sender = nil
             let target = snd.firstDataSequenceNumber + (s.written - s.tcp.unacknowledgedBytes)
             if target > snd.unacknowledged && target <= snd.nextNew {
                 _ = snd.acknowledge(target, window: configuration.receiveBuffer, counters: &ownCounters)
@@ -572,6 +587,7 @@ public struct MPTCPConnection: Sendable {
     /// Hands data chunks to subflows as the scheduler decides.
     mutating func schedule(now: Instant) -> [MPTCPAction] {
         guard var snd = sender else { return [] }
+        sender = nil // `snd` alone holds the buffer while chunks are cut
         defer { sender = snd }
         var rounds = 0
         while snd.hasDataToSend && rounds < 256 {
@@ -598,7 +614,7 @@ public struct MPTCPConnection: Sendable {
             guard length > 0, let chunk = snd.nextChunk(for: first, maximumLength: length) else { break }
             for id in chosen {
                 if id != first { snd.record(chunk, on: id) }
-                var s = subflows[id]!
+                var s = subflows.removeValue(forKey: id)! // unique: `send` appends without copying the buffer
                 let start = SequenceNumber(1) + s.written
                 if chunk.bytes.isEmpty {
                     s.options.bareDataFIN = chunk

@@ -96,6 +96,8 @@ public struct StackCore: Sendable {
         var peerFinished = false
         var lastService = Instant.zero
         var endedAt: Instant?
+        /// The application is done with it: once ended and quiet it may be forgotten.
+        var released = false
         var touched = true
 
         init(mptcp: MPTCPConnection? = nil, plain: TCPConnection? = nil, label: String, role: MPTCPConnection.Role) {
@@ -271,6 +273,12 @@ public struct StackCore: Sendable {
         service(id, now: now)
     }
 
+    /// The application will not use connection `id` again: after it ends and
+    /// `linger` passes, its four-tuples are forgotten (until then its info stays readable).
+    public mutating func release(_ id: Int) {
+        records[id]?.released = true
+    }
+
     /// Ends the connection at once: RST on every subflow.
     public mutating func abort(_ id: Int, now: Instant) {
         guard records[id] != nil else { return }
@@ -402,7 +410,7 @@ public struct StackCore: Sendable {
     public mutating func advance(now: Instant) {
         for id in records.keys.sorted() {
             guard let r = records[id] else { continue }
-            if let ended = r.endedAt, now >= ended + linger, isQuiet(r) {
+            if r.released, let ended = r.endedAt, now >= ended + linger, isQuiet(r) {
                 forget(id)
                 continue
             }
@@ -415,7 +423,7 @@ public struct StackCore: Sendable {
         var d = Instant.distantFuture
         for r in records.values {
             d = min(d, deadline(of: r))
-            if let ended = r.endedAt { d = min(d, max(ended + linger, r.lastService + .milliseconds(1))) }
+            if r.released, let ended = r.endedAt { d = min(d, max(ended + linger, r.lastService + .milliseconds(1))) }
         }
         return d
     }
@@ -523,7 +531,13 @@ public struct StackCore: Sendable {
         identification &+= 1
         let header = IPv4Header(source: from, destination: to, proto: IPProtocol.tcp, payloadLength: segment.encodedLength,
                                 identification: identification)
-        outgoing.append(IPPacket(header: .v4(header), tcp: segment).bytes())
+        // One buffer per packet: the IPv4 header, then the segment with its checksum.
+        let length = segment.encodedLength
+        var packet = [UInt8](repeating: 0, count: header.headerLength + length)
+        header.emit(into: &packet)
+        segment.emit(into: &packet, at: header.headerLength,
+                     pseudoHeaderSum: pseudoHeaderSum(source: from, destination: to, proto: IPProtocol.tcp, length: length))
+        outgoing.append(packet)
         packetsOut += 1
     }
 

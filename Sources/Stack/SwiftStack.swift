@@ -62,6 +62,8 @@ public final class SwiftStack: @unchecked Sendable {
     var core: StackCore
     var waiters = Waiters()
     var stopping = false
+    /// Connections whose application closed (reads end at once, writes fail).
+    var readClosed: Set<Int> = []
     var stopped = false
     var started = false
     var thread: Thread?
@@ -254,6 +256,7 @@ public final class SwiftStack: @unchecked Sendable {
 
     func startRead(_ id: Int, maximum: Int, _ done: @escaping (Result<[UInt8], Error>) -> Void) {
         lock.lock()
+        if readClosed.contains(id) { lock.unlock(); done(.success([])); return }
         if let ready = readNow(id, maximum: maximum) { lock.unlock(); wake(); done(ready); return }
         if stopping || stopped { lock.unlock(); done(.failure(StackError.stopped)); return }
         waiters.reads[id] = (maximum, done)
@@ -327,6 +330,39 @@ public final class SwiftStack: @unchecked Sendable {
             }
         }
         return resumes
+    }
+
+    /// The application is done with connection `id`: DATA_FIN after what was
+    /// written, a read or write waiting on another thread returns at once
+    /// (a read with end of stream, a write with `writeClosed`), and later
+    /// reads return end of stream. The connection finishes its close in the background.
+    func closeSocket(_ id: Int) {
+        lock.lock()
+        readClosed.insert(id)
+        core.shutdownWrite(id, now: clock.now())
+        core.release(id)
+        let read = waiters.reads.removeValue(forKey: id)
+        let write = waiters.writes.removeValue(forKey: id)
+        lock.unlock()
+        wake()
+        read?.resume(.success([]))
+        write?.resume(.failure(StackError.writeClosed))
+    }
+
+    /// A read that gives up after `timeout` (then returns []), for threads.
+    func readBlocking(_ id: Int, maximum: Int, timeout: Interval?) throws -> [UInt8] {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<[UInt8]>()
+        startRead(id, maximum: maximum) { box.set($0); done.signal() }
+        guard let timeout else { done.wait(); return try box.get() }
+        if done.wait(timeout: .now() + .nanoseconds(Int(max(0, timeout.nanoseconds)))) == .success { return try box.get() }
+        // Timed out: withdraw the waiter unless the loop already took it.
+        lock.lock()
+        let withdrawn = waiters.reads.removeValue(forKey: id) != nil
+        lock.unlock()
+        if withdrawn { return [] }
+        done.wait()
+        return try box.get()
     }
 
     /// Every connection's info, now.
@@ -425,9 +461,10 @@ public final class StackSocket: @unchecked Sendable {
         }
     }
 
-    /// Reads into `buffer`, blocking the calling thread; 0 at the end of the stream.
-    public func readBlocking(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let bytes = try stack.blocking { stack.startRead(id, maximum: buffer.count, $0) }
+    /// Reads into `buffer`, blocking the calling thread; 0 at the end of the
+    /// stream, or when `timeout` passed with nothing to read.
+    public func readBlocking(into buffer: UnsafeMutableRawBufferPointer, timeout: Interval? = nil) throws -> Int {
+        let bytes = try stack.readBlocking(id, maximum: buffer.count, timeout: timeout)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
         return bytes.count
     }
@@ -440,8 +477,10 @@ public final class StackSocket: @unchecked Sendable {
 
     /// DATA_FIN after what was written (FIN on a plain connection).
     public func shutdownWrite() { stack.withCore { core, now in core.shutdownWrite(id, now: now) } }
-    /// Shuts the write side; the connection ends once the peer closes too.
-    public func close() { shutdownWrite() }
+    /// Done with the socket: DATA_FIN after what was written; a read or write
+    /// blocked on another thread returns (end of stream / `writeClosed`); the
+    /// connection ends once the peer closes too.
+    public func close() { stack.closeSocket(id) }
     /// Resets every subflow at once.
     public func abort() { stack.withCore { core, now in core.abort(id, now: now) } }
 

@@ -5,7 +5,7 @@ import MPTCP
 import TCP
 import Testing
 import Wire
-@testable import Stack
+import Stack
 
 /// Anything that takes and produces IPv4 packets in virtual time.
 protocol PacketHost {

@@ -5,7 +5,8 @@ import MPTCP
 import Netlink
 import Testing
 import Traffic
-@testable import Stack
+import Wire
+import Stack
 
 /// Two namespaces joined by two veth pairs, laid out as docs/ARCHITECTURE.md
 /// decision 1 says: each kernel keeps the veth addresses and forwards; each
@@ -76,9 +77,9 @@ final class TwoNamespaces {
         try? NetworkNamespace.delete(named: "\(tag)-s")
     }
 
-    func clientStack(paths: Int = 1, log: EventLogWriter? = nil) -> SwiftStack {
+    func clientStack(paths: Int = 1, log: EventLogWriter? = nil, pcap: String? = nil) -> SwiftStack {
         let p = (0 ..< paths).map { StackPath(address: Self.clientPaths[$0], interface: "a\($0)") }
-        var config = StackConfiguration(tunName: "wst0", paths: p, seed: 3, eventLog: log, nodeName: "car")
+        var config = StackConfiguration(tunName: "wst0", paths: p, seed: 3, pcapPath: pcap, eventLog: log, nodeName: "car")
         config.mtu = 1500
         return SwiftStack(configuration: config)
     }
@@ -174,7 +175,9 @@ struct StackRootTests {
         defer { unlink(logPath) }
         let log = try EventLogWriter(path: logPath, source: .node("car"), clock: RunClock(epoch: RunClock.monotonicNanoseconds()),
                                      run: net.tag, stack: "swift")
-        let client = net.clientStack(paths: 2, log: log)
+        let pcapPath = NSTemporaryDirectory() + "\(net.tag)-car.pcap"
+        defer { unlink(pcapPath) }
+        let client = net.clientStack(paths: 2, log: log, pcap: pcapPath)
         try client.start(namespace: net.client.name)
         defer { client.stop(grace: .seconds(1)) }
         try net.routeToTUN(client, in: net.client, addresses: TwoNamespaces.clientPaths)
@@ -201,6 +204,60 @@ struct StackRootTests {
         #expect(kinds.contains { if case .joinAttempt("dl0", let sub, "a1", _, _) = $0 { return (sub ?? 0) > 0 }; return false })
         #expect(kinds.contains { if case .subflowState(let s) = $0 { return s.subflow > 0 && s.state == .established && s.path == "a1" }; return false })
         #expect(kinds.contains { if case .connectionState("dl0", .established, true, _) = $0 { return true }; return false })
+        // The capture holds both directions, every packet whole and checksummed, the join's SYN among them.
+        let (header, records) = try PcapReader.records(Array(try Data(contentsOf: URL(fileURLWithPath: pcapPath))))
+        #expect(header.linkType == .raw)
+        let packets = records.compactMap { try? IPPacket.parse($0.data) }
+        #expect(packets.count == records.count)
+        #expect(packets.allSatisfy { $0.tcp == nil || $0.tcpChecksumValid == true })
+        #expect(packets.contains { p in
+            p.tcp.map { $0.flags == .syn && $0.options.contains { if case .mptcp(.join) = $0 { return true }; return false } } ?? false
+        })
+        #expect(packets.contains { $0.header.source.bytes == TwoNamespaces.serverStack })
+    }
+
+    @Test(.timeLimit(.minutes(1))) func carrierLossOnOnePathMovesTheTransferToTheOther() async throws {
+        let net = try TwoNamespaces()
+        defer { net.remove() }
+        let server = net.serverStack()
+        try server.start(namespace: net.server.name)
+        defer { server.stop(grace: .seconds(1)) }
+        try net.routeToTUN(server, in: net.server, addresses: [TwoNamespaces.serverStack])
+        let logPath = NSTemporaryDirectory() + "\(net.tag)-car.jsonl"
+        defer { unlink(logPath) }
+        let log = try EventLogWriter(path: logPath, source: .node("car"), clock: RunClock(epoch: RunClock.monotonicNanoseconds()),
+                                     run: net.tag, stack: "swift")
+        let client = net.clientStack(paths: 2, log: log)
+        try client.start(namespace: net.client.name)
+        defer { client.stop(grace: .seconds(1)) }
+        try net.routeToTUN(client, in: net.client, addresses: TwoNamespaces.clientPaths)
+
+        let listener = try server.listen(port: 5201)
+        let data = payload(3 << 20, seed: 26)
+        async let accepted = listener.accept()
+        let socket = try await client.connect(to: TwoNamespaces.serverStack, port: 5201, label: "dl0")
+        let peer = try await accepted
+        async let received = drain(peer)
+        try await waitFor { (client.info(socket.id)?.subflows.filter { $0.established && $0.active }.count ?? 0) >= 2 }
+        try await writeChunked(socket, data)
+        let t0 = Date()
+        // The server side of a1 goes down: a1 loses its carrier, rtnetlink says so.
+        try net.server.routeSocket().setLink(index: 11, name: "b1", up: false)
+        socket.shutdownWrite()
+        let got = try await received
+        print("carrier test: drained \(Date().timeIntervalSince(t0)) s after the cut")
+        peer.close()
+        let firstBad = zip(got, data).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        let lastBad = zip(got, data).enumerated().reversed().first { $0.element.0 != $0.element.1 }?.offset
+        let source = firstBad.flatMap { i in (0 ..< data.count - 64).first { data[$0 ..< $0 + 64] == got[i ..< i + 64] } }
+        #expect(sha(got) == sha(data), "got \(got.count) of \(data.count) bad \(String(describing: firstBad))...\(String(describing: lastBad)) from \(String(describing: source))")
+        try await waitFor { client.info(socket.id).map { $0.state != .established && $0.state != .finished } ?? true }
+        let info = try #require(client.info(socket.id))
+        #expect(info.state == .closed, "\(info)")
+        #expect(!info.subflows.contains { $0.path == "a1" && $0.active })
+        client.stop(grace: .seconds(1))
+        let events = EventLogFile.parse(text: try String(contentsOfFile: logPath, encoding: .utf8), file: logPath).events.map(\.body)
+        #expect(events.contains(.interface(name: "a1", change: .carrierDown, address: nil)))
     }
 
     @Test(.timeLimit(.minutes(1))) func swiftClientToKernelPlainTCPServer() async throws {
