@@ -150,8 +150,12 @@ struct Transfer {
     var closeAfterSubflows = 1
     var closed = false
 
+    /// Subflows that must be established before the client writes anything.
+    var writeAfterSubflows = 0
+
     mutating func pump(_ w: inout BackToBack<StackCore, StackCore>) {
-        if written < data.count, let n = try? w.a.write(clientID, data[written...], now: w.now) {
+        let established = w.a.info(clientID)?.subflows.filter { $0.established && $0.active }.count ?? 0
+        if written < data.count, established >= writeAfterSubflows, let n = try? w.a.write(clientID, data[written...], now: w.now) {
             written += n
         }
         if written == data.count && !closed
@@ -215,6 +219,32 @@ struct Transfer {
         let info = try #require(w.a.info(id))
         #expect(info.subflows.count >= 2)
         #expect(info.subflows.contains { $0.path == "car-rsu2" && $0.established })
+    }
+
+    /// The join is up before the first byte is written, so the first data may
+    /// leave on the join: the initial subflow must then map its first data with
+    /// a DSS, not with MP_CAPABLE's data form (which means IDSN + 1, RFC 8684 §3.1).
+    @Test func firstDataAfterTheJoinIsMappedRight() throws {
+        var server = serverCore()
+        try server.listen(port: 5201)
+        var client = clientCore(paths: 2)
+        let id = try client.connect(to: serverAddress, port: 5201, now: .zero)
+        var w = BackToBack(client, server)
+        var t = Transfer(data: payload(2_000_000, seed: 7), clientID: id, closeAfterSubflows: 2, writeAfterSubflows: 2)
+        let ok = w.run(for: .seconds(30)) { w in
+            t.pump(&w)
+            return w.a.state(id) == .closed && t.serverID.flatMap { w.b.state($0) } == .closed
+        }
+        #expect(ok)
+        #expect(t.received.count == t.data.count)
+        #expect(sha(t.received) == sha(t.data))
+        let capableWithData = w.log.filter { entry in
+            entry.packet.tcp?.options.contains { if case let .mptcp(.capable(c)) = $0 { return c.dataLevelLength != nil }; return false } ?? false
+        }
+        for entry in capableWithData {
+            // Whatever carries the data form is the connection's first byte.
+            #expect(t.data.starts(with: entry.packet.tcp!.payload.prefix(64)))
+        }
     }
 
     @Test func silentLossOfOnePathIsSurvived() throws {
