@@ -260,6 +260,38 @@ struct StackRootTests {
         #expect(events.contains(.interface(name: "a1", change: .carrierDown, address: nil)))
     }
 
+    /// What `wayside node` does on SIGTERM: stop closes every connection with DATA_FIN first.
+    @Test(.timeLimit(.minutes(1))) func stopClosesOpenConnectionsWithDataFIN() async throws {
+        let net = try TwoNamespaces()
+        defer { net.remove() }
+        let server = net.serverStack()
+        try server.start(namespace: net.server.name)
+        defer { server.stop(grace: .seconds(1)) }
+        try net.routeToTUN(server, in: net.server, addresses: [TwoNamespaces.serverStack])
+        let client = net.clientStack()
+        try client.start(namespace: net.client.name)
+        defer { client.stop(grace: .seconds(1)) }
+        try net.routeToTUN(client, in: net.client, addresses: TwoNamespaces.clientPaths)
+
+        let listener = try server.listen(port: 5201)
+        async let accepted = listener.accept()
+        let socket = try await client.connect(to: TwoNamespaces.serverStack, port: 5201)
+        let peer = try await accepted
+        let data = payload(200_000, seed: 27)
+        try await socket.write(data)
+        async let received = drain(peer)
+        // The application never closes: stop does, and waits for the peer's DATA_FIN.
+        let stopping = Task.detached { try await onThread { client.stop(grace: .seconds(5)) } }
+        let got = try await received
+        #expect(sha(got) == sha(data))
+        peer.close()
+        try await stopping.value
+        try await waitFor { server.info(peer.id)?.state == .closed }
+        #expect(server.info(peer.id)?.reason == "DATA_FIN exchanged")
+        // After stop, the socket's calls fail instead of hanging.
+        await #expect(throws: StackError.self) { try await socket.write([1, 2, 3]) }
+    }
+
     @Test(.timeLimit(.minutes(1))) func swiftClientToKernelPlainTCPServer() async throws {
         let net = try TwoNamespaces()
         defer { net.remove() }
