@@ -143,7 +143,10 @@ struct StackRootTests {
         try net.routeToTUN(client, in: net.client, addresses: TwoNamespaces.clientPaths)
 
         let listener = try server.listen(port: 5201)
-        let data = payload(4 << 20, seed: 21)
+        // WAYSIDE_STACK_MIB sets the size when measuring (the printed line is the figure; nothing asserts on speed).
+        let mib = ProcessInfo.processInfo.environment["WAYSIDE_STACK_MIB"].flatMap { Int($0) } ?? 4
+        let data = payload(mib << 20, seed: 21)
+        let cpuBefore = processCPUSeconds()
         async let accepted = listener.accept()
         let started = Date()
         let socket = try await client.connect(to: TwoNamespaces.serverStack, port: 5201)
@@ -156,7 +159,9 @@ struct StackRootTests {
         peer.close()
         #expect(got.count == data.count)
         #expect(sha(got) == sha(data))
-        print("Swift↔Swift over veth: \(data.count >> 20) MiB in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(data.count) * 8 / seconds / 1e6)) Mbit/s")
+        let cpu = processCPUSeconds() - cpuBefore
+        print("Swift↔Swift over veth: \(data.count >> 20) MiB in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(data.count) * 8 / seconds / 1e6)) Mbit/s,"
+              + " process CPU \(String(format: "%.2f", cpu)) s (both stacks and the test; other tests may share the process)")
         // Both ends see DATA_FIN exchanged.
         try await waitFor { client.info(socket.id)?.state == .closed && server.info(peer.id)?.state == .closed }
         #expect(client.info(socket.id)?.mptcp == true)
@@ -371,6 +376,13 @@ struct StackRootTests {
         #expect(!info.mptcp)
         try await waitFor { server.info(peer.id)?.state == .closed }
     }
+}
+
+/// User + system CPU seconds of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 /// Polls `condition` every 10 ms for up to `seconds`.
