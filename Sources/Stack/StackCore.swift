@@ -126,6 +126,8 @@ public struct StackCore: Sendable {
     var records: [Int: Record] = [:]
     var byTuple: [TCPFourTuple: Int] = [:]
     var listeners: Set<UInt16> = []
+    /// Log labels of listening ports and how many connections each has taken.
+    var listenerLabels: [UInt16: (label: String, count: Int)] = [:]
     var acceptQueues: [UInt16: [Int]] = [:]
     var nextConnection = 1
     var nextEphemeral: UInt16 = 32_768
@@ -146,15 +148,20 @@ public struct StackCore: Sendable {
 
     // MARK: Application calls
 
-    public mutating func listen(port: UInt16) throws {
+    /// Accepts connections on `port`. Their log label is `label` (the
+    /// orchestrator's `--conn`, shared with the peer) for the first and
+    /// `label-2`, `label-3`… after it; without one, `<port>-<id>`.
+    public mutating func listen(port: UInt16, label: String? = nil) throws {
         guard !listeners.contains(port) else { throw StackError.portInUse(port) }
         listeners.insert(port)
+        if let label { listenerLabels[port] = (label, 0) }
         acceptQueues[port] = []
     }
 
     public mutating func stopListening(port: UInt16) {
         listeners.remove(port)
         acceptQueues[port] = nil
+        listenerLabels[port] = nil
     }
 
     /// The next connection whose handshake completed on `port`, if any.
@@ -376,7 +383,11 @@ public struct StackCore: Sendable {
     mutating func openPassive(syn: inout TCPSegment, tuple: TCPFourTuple, now: Instant) {
         let id = nextConnection
         nextConnection += 1
-        let label = "\(syn.destinationPort)-\(id)"
+        var label = "\(syn.destinationPort)-\(id)"
+        if let named = listenerLabels[syn.destinationPort] {
+            label = named.count == 0 ? named.label : "\(named.label)-\(named.count + 1)"
+            listenerLabels[syn.destinationPort] = (named.label, named.count + 1)
+        }
         if let (c, actions) = MPTCPConnection.accept(syn: syn, tuple: tuple, configuration: mptcp, seed: connectionSeed(id), now: now) {
             var r = Record(mptcp: c, label: label, role: .passive)
             r.listenerPort = syn.destinationPort

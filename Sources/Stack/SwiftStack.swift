@@ -205,8 +205,9 @@ public final class SwiftStack: @unchecked Sendable {
 
     // MARK: Sockets
 
-    public func listen(port: UInt16) throws -> StackListener {
-        try withCore { core, _ in try core.listen(port: port) }
+    /// Accepts connections on `port`; `label` names them in the event log (see `StackCore.listen`).
+    public func listen(port: UInt16, label: String? = nil) throws -> StackListener {
+        try withCore { core, _ in try core.listen(port: port, label: label) }
         return StackListener(stack: self, port: port)
     }
 

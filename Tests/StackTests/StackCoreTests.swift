@@ -203,7 +203,7 @@ struct Transfer {
 
     @Test func secondPathJoins() throws {
         var server = serverCore()
-        try server.listen(port: 5201)
+        try server.listen(port: 5201, label: "dl0")
         var client = clientCore(paths: 2)
         let id = try client.connect(to: serverAddress, port: 5201, now: .zero)
         var w = BackToBack(client, server)
@@ -216,6 +216,7 @@ struct Transfer {
         #expect(sha(t.received) == sha(t.data))
         #expect(t.events.contains { if case .joinAttempt(id, let sub, 1, _, _) = $0 { return sub > 0 }; return false })
         #expect(t.events.contains { if case .subflowState(id, let sub, .established, 1, _, _, _) = $0 { return sub > 0 }; return false })
+        #expect(t.serverID.flatMap { w.b.label($0) } == "dl0")
         let info = try #require(w.a.info(id))
         #expect(info.subflows.count >= 2)
         #expect(info.subflows.contains { $0.path == "car-rsu2" && $0.established })
