@@ -248,7 +248,7 @@ struct Transfer {
         }
     }
 
-    @Test func silentLossOfOnePathIsSurvived() throws {
+    @Test(arguments: [0, 1]) func silentLossOfOnePathIsSurvived(cutPath: Int) throws {
         var server = serverCore()
         try server.listen(port: 5201)
         var client = clientCore(paths: 2)
@@ -259,9 +259,9 @@ struct Transfer {
         let ok = w.run(for: .seconds(60)) { w in
             t.pump(&w)
             if !cut && t.received.count > 1_000_000 {
-                // The second path is what make-before-break now uses; the first stays.
-                w.blocked.insert(clientB)
-                w.a.setPath(1, up: false, now: w.now)
+                // Path 1 is what make-before-break now uses; path 0 carries the connection's start.
+                w.blocked.insert(cutPath == 0 ? clientA : clientB)
+                w.a.setPath(cutPath, up: false, now: w.now)
                 cut = true
             }
             return w.a.state(id) == .closed && t.serverID.flatMap { w.b.state($0) } == .closed
