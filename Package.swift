@@ -99,6 +99,10 @@ let package = Package(
         // Sweeps (docs/SWEEPS.md): sweep files expanded into runs, shards, summaries,
         // baselines and regression checks; the CLI runs them.
         .target(name: "Sweep", dependencies: ["Core", "Config", "Analysis", "Report"]),
+        // Kernel interfaces of the Swift stack's runtime: TUN, ioctl, epoll, timerfd, eventfd, rtnetlink.
+        .target(name: "CStack"),
+        // The Swift stack on a TUN device: pure demultiplexing core + one event-loop thread, socket-like API.
+        .target(name: "Stack", dependencies: ["CStack", "Core", "Wire", "TCP", "MPTCP", "Analysis", "Traffic"]),
 
         // The command line: thin, calls the libraries.
         .executableTarget(
@@ -129,6 +133,8 @@ let package = Package(
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "wayside", "Analysis", "Config", "Core"]),
         .testTarget(name: "ExperimentSimulationTests",
                     dependencies: ["ExperimentSimulation", "Analysis", "Testbed", "Core", "LinkModel", "MPTCP"]),
+        .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]

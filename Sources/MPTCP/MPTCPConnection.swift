@@ -373,6 +373,14 @@ public struct MPTCPConnection: Sendable {
             // The passive side has no path manager: it reinjects on its own.
             for case let .subflowStale(id) in pmEvents { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
             for case let .subflowFailed(id) in pmEvents { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
+            // RFC 8684 §3.4.2: the peer withdrew an address; its subflows there
+            // are closed (as Linux's mptcp_pm_nl_rm_addr_or_subflow does) and
+            // what they carried goes again on the others.
+            for case let .peerAddressRemoved(rid) in pmEvents {
+                let gone = subflows.keys.sorted().filter { !subflows[$0]!.closed && subflows[$0]!.path.remoteID == rid }
+                for id in gone { sender?.reinjectOutstanding(on: id, counters: &ownCounters) }
+                actions += perform(gone.map { .closeSubflow($0, reason: .unspecified) }, now: now)
+            }
         }
         if var s = signals {
             s.advance(now: now, counters: &ownCounters)
@@ -460,6 +468,7 @@ public struct MPTCPConnection: Sendable {
             for option in arrival.options {
                 if case let .dss(dss) = option {
                     if let ack = dss.dataACK, var snd = sender {
+                        sender = nil // `snd` alone holds the buffer: no copy on mutation
                         let full = dss.dataACKIsEightBytes ? DataSequenceNumber(ack) : DataSequenceNumber.expand(UInt32(truncatingIfNeeded: ack), near: snd.unacknowledged)
                         // §3.3.5: the window field is relative to the data ACK of the same segment.
                         let window = Int(arrival.window) << Int(s.tcp.sendWindowShift)
@@ -550,6 +559,7 @@ public struct MPTCPConnection: Sendable {
         // Subflow bytes into the data level.
         let bytes = s.tcp.receive()
         if !bytes.isEmpty, var mapper = s.mapper, var r = reassembly {
+            reassembly = nil // `r` alone holds the buffer: appending does not copy it
             let start = SequenceNumber(1) + s.consumed
             s.consumed += bytes.count
             for event in mapper.receive(subflowSequence: start, bytes, counters: &ownCounters) {
@@ -563,6 +573,7 @@ public struct MPTCPConnection: Sendable {
             s.mapper = mapper
             reassembly = r
         } else if var mapper = s.mapper, var r = reassembly {
+            reassembly = nil
             for case let .dataFIN(dsn) in mapper.drain(counters: &ownCounters) { _ = r.receiveDataFIN(at: dsn, counters: &ownCounters) }
             s.mapper = mapper
             reassembly = r
@@ -589,6 +600,7 @@ public struct MPTCPConnection: Sendable {
             }
         }
         if var r = reassembly {
+            reassembly = nil
             // Move the connection-level window's right edge as the application reads (§3.3.4).
             let window = r.windowToAdvertise()
             reassembly = r
@@ -833,6 +845,7 @@ public struct MPTCPConnection: Sendable {
     /// Hands data chunks to subflows as the scheduler decides.
     mutating func schedule(now: Instant) -> [MPTCPAction] {
         guard var snd = sender else { return [] }
+        sender = nil // `snd` alone holds the buffer while chunks are cut
         defer { sender = snd }
         var rounds = 0
         while snd.hasDataToSend && rounds < 256 {
@@ -851,7 +864,10 @@ public struct MPTCPConnection: Sendable {
             let chosen = scheduler.subflows(for: snapshots, queuedBytes: snd.unsentBytes)
             guard let first = chosen.first, let snap = snapshots.first(where: { $0.id == first }) else { break }
             let mss = snap.maximumSegmentSize
-            let room = min(snap.space, configuration.chunkSegments * mss, subflows[first]!.tcp.sendBufferSpace)
+            // One segment more than the window has room for: the engine then stops
+            // because of its congestion window, not for want of data, and so may
+            // grow it (RFC 7661 §4.1 keeps a window that is not used from growing).
+            let room = min(snap.space + mss, configuration.chunkSegments * mss, subflows[first]!.tcp.sendBufferSpace)
             let length = room >= mss ? room / mss * mss : room
             guard length > 0, let chunk = snd.nextChunk(for: first, maximumLength: length) else { break }
             for id in chosen {

@@ -171,7 +171,10 @@ public struct SubflowOptions: TCPOptionExtension {
         var mappingSent = false
         if case var .capable(c) = handshake, c.state == .awaitingPeerDSS {
             // §3.1: the MP_CAPABLE ACK form until the peer's DSS; on the first data, the data form.
-            if !segment.payload.isEmpty, relative == SequenceNumber(1), let first = firstChunk {
+            // The data form maps its bytes at IDSN + 1: only for the connection's
+            // first byte. A join may have carried that already; then a DSS maps them.
+            if !segment.payload.isEmpty, relative == SequenceNumber(1), let first = firstChunk,
+               let keys = c.keys, first.chunk.dataSequenceNumber == keys.localIDSN + 1 {
                 if let option = c.optionForOutgoing(firstData: first.chunk, now: now), add(option) { mappingSent = true }
             } else if segment.payload.isEmpty, let option = c.optionForOutgoing(firstData: nil, now: now) {
                 _ = add(option)
