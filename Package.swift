@@ -89,6 +89,11 @@ let package = Package(
         // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
         .target(name: "Emulator", dependencies: ["CEmulator", "CNetlink", "Core", "LinkModel", "Netlink", "Testbed"]),
 
+        // Kernel interfaces of the Swift stack's runtime: TUN, ioctl, epoll, timerfd, eventfd, rtnetlink.
+        .target(name: "CStack"),
+        // The Swift stack on a TUN device: pure demultiplexing core + one event-loop thread, socket-like API.
+        .target(name: "Stack", dependencies: ["CStack", "Core", "Wire", "TCP", "MPTCP", "Analysis", "Traffic"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
@@ -114,6 +119,8 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
+        .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]
