@@ -16,7 +16,7 @@ run: deps build
 
 # End-to-end experiments with kernel MPTCP run after the rest, one at a time:
 # on 2 cores they and the emulator's fidelity tests disturb each other's timing.
-E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests
+E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests|StackInteropRootTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(E2E_SUITES)'
@@ -38,6 +38,7 @@ bench: test-deps build
 	$(BIN) bench testbed
 	$(BIN) bench emulator
 	$(BIN) bench mptcp --simult-flows
+	$(BIN) bench stack
 
 build:
 	$(SWIFT) build -c $(CONFIG)

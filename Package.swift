@@ -101,6 +101,7 @@ let package = Package(
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
                 "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation",
+                "Stack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -119,6 +120,9 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
+        // The Swift stack placed by the testbed against Linux kernel MPTCP and TCP (issue 5).
+        .testTarget(name: "StackInteropTests", dependencies: ["Stack", "Testbed", "Netlink", "Traffic", "MPTCP", "Core",
+                                                              .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),

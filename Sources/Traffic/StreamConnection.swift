@@ -141,3 +141,10 @@ extension KernelSocket: StreamConnection, StreamListener {
         subflowCounters()?.first.map { SubflowCounters(bytesAcked: $0.acked, bytesReceived: $0.received) }
     }
 }
+
+extension SocketError {
+    /// For other transports (the Swift stack's adapter) reporting in the same terms.
+    public init(_ operation: String, _ context: String, errno: Int32) {
+        self.init(operation: operation, context: context, errno: errno)
+    }
+}

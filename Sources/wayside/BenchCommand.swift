@@ -10,6 +10,7 @@ struct BenchCommand: ParsableCommand {
         subcommands: [
             WireBenchCommand.self, BenchTCPCommand.self, BenchLinksCommand.self,
             TestbedBenchCommand.self, EmulatorBenchCommand.self, BenchMPTCPCommand.self,
+            BenchStackCommand.self,
         ],
         defaultSubcommand: WireBenchCommand.self
     )

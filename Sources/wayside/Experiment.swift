@@ -1,6 +1,7 @@
 import Config
 import Core
 import Foundation
+import MPTCP
 
 /// What `wayside run` runs: a topology, a route, traffic, the stacks to compare,
 /// kernel MPTCP's path manager, seed, duration and thresholds. Built from an
@@ -9,7 +10,7 @@ import Foundation
 struct Experiment {
     enum Traffic: String, CaseIterable { case bulk, cbr, rr }
     enum Direction: String, CaseIterable { case down, up, both }
-    /// The stacks `wayside run` knows; `swift` is refused until its runtime (issue 5) lands.
+    /// The stacks `wayside run` knows.
     enum Stack: String, CaseIterable { case swift, kernelMPTCP = "kernel-mptcp", kernelTCP = "kernel-tcp" }
     /// Kernel MPTCP's in-kernel path manager configurations (BASELINES.md).
     enum PathManager: String, CaseIterable { case subflow, fullmesh }
@@ -29,11 +30,17 @@ struct Experiment {
     var direction: Direction = .down
     var stacks: [Stack] = [.kernelMPTCP, .kernelTCP]
     var pathManager: PathManager = .subflow
+    /// The Swift stack's path manager, scheduler and coupled congestion control
+    /// (names as in the `MPTCP` module); nil keeps the stack's defaults.
+    var swiftPathManager: String? = nil
+    var scheduler: String? = nil
+    var congestionControl: String? = nil
     var seed: UInt64? = nil
     var duration: Interval? = nil
     var assertions: [String] = []
 
-    static let keys = ["topology", "route", "traffic", "rate", "size", "direction", "stacks", "path-manager", "seed", "duration", "assert"]
+    static let keys = ["topology", "route", "traffic", "rate", "size", "direction", "stacks", "path-manager",
+                       "swift-path-manager", "scheduler", "congestion-control", "seed", "duration", "assert"]
 
     /// The embedded default: highway-2rsu, 30 s with one make-before-break
     /// handover, CBR downlink 1000 msg/s × 1 KiB, kernel-mptcp then kernel-tcp.
@@ -74,12 +81,21 @@ struct Experiment {
             var stacks: [Stack] = []
             for item in list {
                 guard let s = item.choice(Stack.self, what: "a stack") else { continue }
-                if s == .swift { item.report(Experiment.swiftNotReady) } else if !stacks.contains(s) { stacks.append(s) }
+                if !stacks.contains(s) { stacks.append(s) }
             }
             if list.isEmpty { v.report("expected at least one stack") }
             e.stacks = stacks
         }
         if let v = root["path-manager"], let p = v.choice(PathManager.self, what: "a path manager") { e.pathManager = p }
+        for (key, names) in [("swift-path-manager", PathManagers.names), ("scheduler", Schedulers.names), ("congestion-control", CoupledAlgorithm.names)] {
+            guard let v = root[key], let s = v.string(expected: "one of \(names.joined(separator: ", "))") else { continue }
+            guard names.contains(s) else { v.report("'\(s)' is not one of \(names.joined(separator: ", "))"); continue }
+            switch key {
+            case "swift-path-manager": e.swiftPathManager = s
+            case "scheduler": e.scheduler = s
+            default: e.congestionControl = s
+            }
+        }
         if let v = root["seed"], let s = v.int(in: 0...Int.max) { e.seed = UInt64(s) }
         if let v = root["duration"], let d = v.nonNegativeInterval() {
             if d == .zero { v.report("expected a positive duration") } else { e.duration = d }
@@ -90,8 +106,6 @@ struct Experiment {
         try doc.finish()
         return e
     }
-
-    static let swiftNotReady = "the Swift stack cannot run yet: its runtime (issue 5: the Swift MPTCP stack on TUN devices) has not landed; use kernel-mptcp or kernel-tcp"
 }
 
 /// The default experiment's files, embedded so that `wayside run` works from any folder.

@@ -3,6 +3,7 @@ import ArgumentParser
 import Config
 import Core
 import Foundation
+import MPTCP
 import Mobility
 import Report
 import Testbed
@@ -47,11 +48,20 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("down (server to vehicle), up or both.", valueName: "DIR"))
     var direction: String?
 
-    @Option(name: .customLong("stack"), help: ArgumentHelp("kernel-mptcp or kernel-tcp (swift once its runtime lands); repeatable.", valueName: "STACK"))
+    @Option(name: .customLong("stack"), help: ArgumentHelp("swift, kernel-mptcp or kernel-tcp; repeatable.", valueName: "STACK"))
     var stacks: [String] = []
 
     @Option(help: ArgumentHelp("Kernel MPTCP's in-kernel path manager: subflow or fullmesh.", valueName: "PM"))
     var pathManager: String?
+
+    @Option(name: .customLong("swift-path-manager"), help: ArgumentHelp("The Swift stack's path manager: \(PathManagers.names.joined(separator: ", ")).", valueName: "PM"))
+    var swiftPathManager: String?
+
+    @Option(help: ArgumentHelp("The Swift stack's scheduler: \(Schedulers.names.joined(separator: ", ")).", valueName: "NAME"))
+    var scheduler: String?
+
+    @Option(name: .customLong("congestion-control"), help: ArgumentHelp("The Swift stack's coupled congestion control: \(CoupledAlgorithm.names.joined(separator: ", ")).", valueName: "NAME"))
+    var congestionControl: String?
 
     @Option(help: "Seed of the route's randomness and the link models.")
     var seed: UInt64?
@@ -118,12 +128,19 @@ struct RunCommand: ParsableCommand {
                 guard let k = Experiment.Stack(rawValue: s) else {
                     throw ValidationError("--stack: '\(s)' is not one of \(Experiment.Stack.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                if k == .swift { throw ValidationError("--stack swift: " + Experiment.swiftNotReady) }
                 if !list.contains(k) { list.append(k) }
             }
             e.stacks = list
         }
-        guard !e.stacks.isEmpty else { throw ValidationError("no stack to run: give --stack kernel-mptcp and/or --stack kernel-tcp") }
+        guard !e.stacks.isEmpty else { throw ValidationError("no stack to run: give --stack swift, kernel-mptcp and/or kernel-tcp") }
+        for (flag, value, names) in [("--swift-path-manager", swiftPathManager, PathManagers.names), ("--scheduler", scheduler, Schedulers.names),
+                                     ("--congestion-control", congestionControl, CoupledAlgorithm.names)] {
+            guard let value else { continue }
+            guard names.contains(value) else { throw ValidationError("\(flag): '\(value)' is not one of \(names.joined(separator: ", "))") }
+        }
+        if let swiftPathManager { e.swiftPathManager = swiftPathManager }
+        if let scheduler { e.scheduler = scheduler }
+        if let congestionControl { e.congestionControl = congestionControl }
         if let pathManager {
             guard let p = Experiment.PathManager(rawValue: pathManager) else {
                 throw ValidationError("--path-manager: '\(pathManager)' is not one of subflow, fullmesh")
