@@ -28,7 +28,7 @@ struct Experiment {
     var rate: Int = 1000
     var size: Int = 1024
     var direction: Direction = .down
-    var stacks: [Stack] = [.kernelMPTCP, .kernelTCP]
+    var stacks: [Stack] = [.swift, .kernelMPTCP, .kernelTCP]
     var pathManager: PathManager = .subflow
     /// The Swift stack's path manager, scheduler and coupled congestion control
     /// (names as in the `MPTCP` module); nil keeps the stack's defaults.
@@ -43,7 +43,7 @@ struct Experiment {
                        "swift-path-manager", "scheduler", "congestion-control", "seed", "duration", "assert"]
 
     /// The embedded default: highway-2rsu, 30 s with one make-before-break
-    /// handover, CBR downlink 1000 msg/s × 1 KiB, kernel-mptcp then kernel-tcp.
+    /// handover, CBR downlink 1000 msg/s × 1 KiB, swift, then kernel-mptcp, then kernel-tcp.
     static var standard: Experiment {
         Experiment(topology: Source(name: "highway-2rsu (embedded)", text: DefaultExperiment.topology),
                    route: Source(name: "highway-2rsu-30s (embedded)", text: DefaultExperiment.route))

@@ -7,11 +7,11 @@ import Stack
 import Testbed
 import Traffic
 
-/// Bytes to move per interop transfer. The issue asks for 100 MB; a debug
-/// build of the stack under CI's load moves that in minutes, so the default
-/// keeps each test near 30 s and WAYSIDE_INTEROP_BYTES raises it (e.g. to
-/// 100000000 with a release build).
-let interopBytes: Int = ProcessInfo.processInfo.environment["WAYSIDE_INTEROP_BYTES"].flatMap(Int.init) ?? 16 << 20
+/// Bytes to move per interop transfer. The issue asks for 100 MB; the debug
+/// build of the stack moved 16 MiB Swift↔Swift in 55 s on the shared 2-core
+/// machine, so the default (4 MiB) keeps each test well under 30 s and
+/// WAYSIDE_INTEROP_BYTES raises it (e.g. to 100000000 with a release build).
+let interopBytes: Int = ProcessInfo.processInfo.environment["WAYSIDE_INTEROP_BYTES"].flatMap(Int.init) ?? 4 << 20
 
 /// A deterministic stream (xorshift64*), the same for sender and checker.
 func pattern(_ count: Int, seed: UInt64 = 0x9e37_79b9_7f4a_7c15) -> [UInt8] {
@@ -167,7 +167,10 @@ func kernelReceive(_ socket: KernelSocket, expecting count: Int, onChunk: () -> 
     out.reserveCapacity(count)
     var buffer = [UInt8](repeating: 0, count: 1 << 18)
     while true {
-        let n = try buffer.withUnsafeMutableBytes { try socket.read(into: $0) }
+        let n: Int
+        do { n = try buffer.withUnsafeMutableBytes { try socket.read(into: $0) } } catch let e as SocketError where e.errno == EAGAIN {
+            throw InteropFailure(description: "the kernel received \(out.count) of \(count) bytes, then nothing (no more data, no DATA_FIN) before its read timeout")
+        }
         if n == 0 { return out }
         out += buffer[0..<n]
         onChunk()
@@ -196,4 +199,32 @@ func stackSend(_ socket: StackSocket, _ data: [UInt8], midway: (() throws -> Voi
         if !fired, i >= data.count / 3, let midway { fired = true; try midway() }
     }
     socket.shutdownWrite()
+}
+
+/// Claimed once, by whichever of two racers comes first.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var taken = false
+    func claim() -> Bool { lock.lock(); defer { lock.unlock() }; if taken { return false }; taken = true; return true }
+}
+
+/// `operation`'s result, or a failure after `seconds`: a stack call that never
+/// completes fails the test instead of hanging it (the abandoned call ends
+/// when the bed stops the stack).
+func within<T: Sendable>(_ seconds: Double, _ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (k: CheckedContinuation<T, Error>) in
+        let once = Once()
+        Task {
+            do {
+                let v = try await operation()
+                if once.claim() { k.resume(returning: v) }
+            } catch {
+                if once.claim() { k.resume(throwing: error) }
+            }
+        }
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            if once.claim() { k.resume(throwing: InteropFailure(description: "\(what): not done after \(Int(seconds)) s")) }
+        }
+    }
 }
