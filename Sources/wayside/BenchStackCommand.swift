@@ -89,7 +89,7 @@ struct BenchStackCommand: ParsableCommand {
                 sender = try StackTransport(stack: s).connect(to: remote, from: nil, retryUntil: RunClock.monotonicNanoseconds() + 5_000_000_000, shouldStop: { false })
             case let .kernel(ns, address):
                 let local = SocketAddress(host: address.description, port: 0)
-                sender = try ns.run(thread: NamespaceThread()) {
+                sender = try ns.run(thread: Self.connectThread) {
                     try KernelSocket.connect(.kernelMPTCP, to: remote, from: local, retryUntil: RunClock.monotonicNanoseconds() + 5_000_000_000, shouldStop: { false })
                 }
             }
@@ -157,6 +157,9 @@ struct BenchStackCommand: ParsableCommand {
         ]))
         print("Goal (issue 5): at least 1 Gbit/s on one connection; CPU is of this process (both stacks, both applications), so the Swift rows count two stack ends.")
     }
+
+    /// Kernel connects happen on their own namespace thread, which must live as long as the process.
+    static let connectThread = NamespaceThread()
 
     #if DEBUG
     static let buildKind = "debug"

@@ -133,12 +133,15 @@ final class InteropBed: @unchecked Sendable {
     func kernelConnect(_ node: String, _ kind: SocketKind, to host: String, port: UInt16) throws -> KernelSocket {
         let ns = try NetworkNamespace.open(named: namespace(node))
         let local = SocketAddress(host: address(node), port: 0)
-        let thread = NamespaceThread()
-        return try ns.run(thread: thread) {
+        // A thread of its own (connect may retry for seconds), kept for the
+        // process's life: a NamespaceThread must outlive its OS thread's loop.
+        return try ns.run(thread: Self.connectThread) {
             try KernelSocket.connect(kind, to: SocketAddress(host: host, port: port), from: local,
                                      retryUntil: RunClock.monotonicNanoseconds() + 5_000_000_000, shouldStop: { false })
         }
     }
+
+    static let connectThread = NamespaceThread()
 
     /// Stops every stack (DATA_FIN, capture written), then removes the namespaces.
     func teardown() {
