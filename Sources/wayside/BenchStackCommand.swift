@@ -66,6 +66,24 @@ struct BenchStackCommand: ParsableCommand {
         let nsA = try NetworkNamespace.open(named: plan.node(named: "a")!.namespace)
         let nsB = try NetworkNamespace.open(named: plan.node(named: "b")!.namespace)
 
+        // Memory first, before any transfer grows the heap: connections between the two stacks of this process, established and idle.
+        let rssOne: Int, rssMany: Int
+        do {
+            let listener = try b.listen(port: 7000)
+            var sockets: [StackSocket] = []
+            func open(_ n: Int) throws {
+                while sockets.count < n {
+                    sockets.append(try a.connectBlocking(to: Self.bytes(stackB), port: 7000))
+                    sockets.append(try listener.acceptBlocking())
+                }
+            }
+            try open(2)
+            rssOne = Self.residentBytes()
+            try open(2 * connections)
+            rssMany = Self.residentBytes()
+            for s in sockets { s.abort() }
+            listener.close()
+        }
         enum End { case swift(SwiftStack, InetAddress), kernel(NetworkNamespace, InetAddress) }
         let payload = [UInt8](repeating: 0x5a, count: 256 * 1024)
         var port: UInt16 = 6000
@@ -128,24 +146,6 @@ struct BenchStackCommand: ParsableCommand {
         }
         print(Self.table(rows))
 
-        // Memory: connections between the two stacks of this process, established and idle.
-        let rssOne: Int, rssMany: Int
-        do {
-            let listener = try b.listen(port: 7000)
-            var sockets: [StackSocket] = []
-            func open(_ n: Int) throws {
-                while sockets.count < n {
-                    sockets.append(try a.connectBlocking(to: Self.bytes(stackB), port: 7000))
-                    sockets.append(try listener.acceptBlocking())
-                }
-            }
-            try open(2)
-            rssOne = Self.residentBytes()
-            try open(2 * connections)
-            rssMany = Self.residentBytes()
-            for s in sockets { s.abort() }
-            listener.close()
-        }
         let perConnection = Double(rssMany - rssOne) / Double(max(1, connections - 1)) / 2
         print(Self.table([
             ["resident memory (this process)", "bytes"],
