@@ -16,7 +16,7 @@ run: deps build
 
 # End-to-end experiments with kernel MPTCP run after the rest, one at a time:
 # on 2 cores they and the emulator's fidelity tests disturb each other's timing.
-E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests|SweepRealRootTests
+E2E_SUITES   := RunCommandRootTests|KernelTrafficRootTests|SweepRealRootTests|StackInteropRootTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(E2E_SUITES)'
@@ -50,6 +50,7 @@ bench: test-deps build
 	$(BIN) bench mptcp --simult-flows
 	$(BIN) bench sim
 	$(BIN) bench sweep
+	$(BIN) bench stack
 
 build:
 	$(SWIFT) build -c $(CONFIG)

@@ -111,7 +111,7 @@ let package = Package(
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
                 "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation", "ExperimentSimulation",
-                "Sweep",
+                "Sweep", "Stack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -133,6 +133,9 @@ let package = Package(
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "wayside", "Analysis", "Config", "Core"]),
         .testTarget(name: "ExperimentSimulationTests",
                     dependencies: ["ExperimentSimulation", "Analysis", "Testbed", "Core", "LinkModel", "MPTCP"]),
+        // The Swift stack placed by the testbed against Linux kernel MPTCP and TCP (issue 5).
+        .testTarget(name: "StackInteropTests", dependencies: ["Stack", "Testbed", "Netlink", "Traffic", "MPTCP", "Core",
+                                                              .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),

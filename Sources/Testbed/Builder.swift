@@ -120,6 +120,19 @@ public final class TestbedNetwork {
                 try sockets[veth.second.namespace]!.setLink(index: veth.second.index, name: veth.second.name, up: true)
             }
         }
+        // The Swift stack's TUN devices, persistent so that routes can point at
+        // them now; the stack attaches to them by name when it starts.
+        let placements = plan.stackPlacements
+        try parallel { k in
+            for p in placements where owner[p.namespace] == k {
+                try check()
+                let name = p.tunName, index = p.tunIndex, namespace = p.namespace
+                try self.namespaces[namespace]!.run(thread: workers[k]) {
+                    try TunDevice.createPersistent(name: name, index: index, namespace: namespace)
+                }
+                try sockets[namespace]!.setLink(index: index, name: name, up: true)
+            }
+        }
         timings.links = lap()
 
         // Per namespace, by its owner: addresses, routes, rules.

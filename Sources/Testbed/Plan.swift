@@ -106,6 +106,9 @@ public struct TestbedPlan: Hashable, Sendable {
     public var veths: [PlannedVeth]
     public var routes: [PlannedRoute]
     public var rules: [PlannedRule]
+    /// Nodes that run the Swift stack: their TUN devices and stack addresses
+    /// (their routes and rules are in `routes` and `rules`).
+    public var stackPlacements: [StackPlacement] = []
     /// Per namespace, `/proc/sys` keys and values.
     public var sysctls: [String: [(String, String)]] {
         var result: [String: [(String, String)]] = [:]
@@ -146,8 +149,11 @@ public struct TestbedPlan: Hashable, Sendable {
 }
 
 extension TestbedPlan {
-    /// Plans a topology for run `runID`. `emulation` overrides the topology's own mode.
-    public init(topology: Topology, runID: RunID, emulation: EmulationMode? = nil) throws(PlanError) {
+    /// Plans a topology for run `runID`. `emulation` overrides the topology's own
+    /// mode. `swiftStackNodes` run the Swift stack and get its placement
+    /// (`StackPlacement`); the topology's `stack:` keys do not decide it, since
+    /// one topology serves runs of every stack.
+    public init(topology: Topology, runID: RunID, emulation: EmulationMode? = nil, swiftStackNodes: [String] = []) throws(PlanError) {
         let mode = emulation ?? topology.emulation
         self.runID = runID
         self.topology = topology
@@ -237,6 +243,7 @@ extension TestbedPlan {
         self.veths = veths
         self.emulatorNamespace = links.contains { $0.emulator != nil } ? emulatorNamespace : nil
         (routes, rules) = RoutingPlan(topology: topology, nodes: nodes, links: links).compute()
+        try placeSwiftStacks(on: swiftStackNodes)
     }
 }
 

@@ -11,6 +11,9 @@ extension TestbedPlan {
         for n in nodes {
             out.append("  \(n.name) (\(n.node.role.rawValue)\(n.node.stack.map { ", stack \($0.rawValue)" } ?? "")) in namespace \(n.namespace)\(n.policyRouted ? ", policy routing per source address" : "")")
             for i in n.interfaces { out.append("    \(i.name) \(i.address?.description ?? "")") }
+            if let p = stackPlacement(forNode: n.name) {
+                out.append("    \(p.tunName) (TUN, Swift stack): " + p.paths.map { "\($0.stackAddress) behind \($0.interface.name)" }.joined(separator: ", "))
+            }
         }
         out.append("")
         out.append("links:")
@@ -75,6 +78,10 @@ extension TestbedPlan {
         }
         for l in links {
             for i in [l.a, l.b] { out.append("ip -n \(i.namespace) addr add \(i.address!) dev \(i.name)") }
+        }
+        for p in stackPlacements {
+            out.append("ip -n \(p.namespace) tuntap add dev \(p.tunName) mode tun")
+            out.append("ip -n \(p.namespace) link set \(p.tunName) up")
         }
         for r in routes {
             var cmd = "ip -n \(r.namespace) route add " + Self.describe(r)

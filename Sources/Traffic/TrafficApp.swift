@@ -67,13 +67,17 @@ public final class TrafficApp: @unchecked Sendable {
     let log: EventLogWriter
     private let lock = NSLock()
     private var stopping = false
-    private var listener: KernelSocket?
-    private var connection: KernelSocket?
+    private var listener: (any StreamListener)?
+    private var connection: (any StreamConnection)?
     private var monitorDone = false
+    /// Where connections come from: kernel sockets of `configuration.socket`'s
+    /// kind unless another transport (the Swift stack) is given.
+    let transport: any StreamTransport
 
-    public init(configuration: TrafficConfiguration, log: EventLogWriter) {
+    public init(configuration: TrafficConfiguration, log: EventLogWriter, transport: (any StreamTransport)? = nil) {
         self.configuration = configuration
         self.log = log
+        self.transport = transport ?? KernelTransport(configuration.socket)
     }
 
     public var isStopping: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
@@ -86,11 +90,11 @@ public final class TrafficApp: @unchecked Sendable {
         stopping = true
         let l = listener, c = connection
         lock.unlock()
-        l?.shutdown(Int32(SHUT_RDWR))
+        l?.shutdown()
         if !configuration.app.sends {
-            c?.shutdown(Int32(SHUT_RDWR))
+            c?.shutdown(.both)
         } else if let c {
-            let t = Thread { usleep(UInt32(max(0, grace.microseconds))); c.shutdown(Int32(SHUT_RDWR)) }
+            let t = Thread { usleep(UInt32(max(0, grace.microseconds))); c.shutdown(.both) }
             t.start()
         }
     }
@@ -99,18 +103,18 @@ public final class TrafficApp: @unchecked Sendable {
         let c = configuration
         log.log(.appStart(conn: c.conn, app: c.app.rawValue, role: c.app.role, offered: c.offered))
         defer { log.flush() }
-        let socket: KernelSocket
+        let socket: any StreamConnection
         do {
             if c.app.sends {
                 log.log(.connectionState(conn: c.conn, state: .connecting, mptcp: nil, reason: nil))
-                socket = try KernelSocket.connect(c.socket, to: c.address, from: c.bind,
-                                                  retryUntil: RunClock.monotonicNanoseconds() + c.connectTimeout.nanoseconds,
-                                                  shouldStop: { self.isStopping })
+                socket = try transport.connect(to: c.address, from: c.bind,
+                                               retryUntil: RunClock.monotonicNanoseconds() + c.connectTimeout.nanoseconds,
+                                               shouldStop: { self.isStopping })
             } else {
-                let l = try KernelSocket.listen(c.socket, on: c.address)
+                let l = try transport.listen(on: c.address)
                 lock.lock(); listener = l; let stop = stopping; lock.unlock()
                 if stop { log.log(.appStop(conn: c.conn, reason: "stopped before a connection")); return }
-                socket = try l.accept()
+                socket = try l.acceptConnection()
             }
         } catch let e as SocketError {
             if isStopping {
@@ -127,7 +131,7 @@ public final class TrafficApp: @unchecked Sendable {
         // answers them with RST once it is closed.
         defer { socket.close(); lock.lock(); listener?.close(); lock.unlock() }
 
-        let mptcp: Bool? = c.socket == .kernelTCP ? false : socket.mptcpFellBack().map { !$0 }
+        let mptcp = socket.multipathInUse()
         log.log(.connectionState(conn: c.conn, state: .established, mptcp: mptcp, reason: nil))
         let monitor = startSubflowMonitor(socket)
 
@@ -159,7 +163,7 @@ public final class TrafficApp: @unchecked Sendable {
         }
     }
 
-    func send(on socket: KernelSocket) throws {
+    func send(on socket: any StreamConnection) throws {
         let c = configuration
         let start = log.clock.now()
         let end = c.duration.map { start + $0 } ?? .distantFuture
@@ -217,9 +221,8 @@ public final class TrafficApp: @unchecked Sendable {
             break
         }
         // End of our stream: FIN, or DATA_FIN for MPTCP (RFC 8684 §3.3.3); then read what the peer still sends.
-        socket.shutdown(Int32(SHUT_WR))
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        _ = setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        socket.shutdown(.write)
+        socket.setReadTimeout(.seconds(2))
         var scratch = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let n = (try? scratch.withUnsafeMutableBytes { try socket.read(into: $0) }) ?? 0
@@ -230,7 +233,7 @@ public final class TrafficApp: @unchecked Sendable {
 
     // MARK: Receiving
 
-    func receive(on socket: KernelSocket) throws {
+    func receive(on socket: any StreamConnection) throws {
         let c = configuration
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var prefix: [UInt8] = []
@@ -286,7 +289,7 @@ public final class TrafficApp: @unchecked Sendable {
                 lastRead = now
             }
         }
-        socket.shutdown(Int32(SHUT_WR))
+        socket.shutdown(.write)
         log.log(.connectionState(conn: c.conn, state: .closed, mptcp: nil, reason: nil))
     }
 
@@ -305,12 +308,13 @@ public final class TrafficApp: @unchecked Sendable {
         configuration.paths[local.host] ?? configuration.paths[remote.host]
     }
 
-    /// Plain TCP is one subflow for its whole life; kernel MPTCP's subflows are
-    /// read with MPTCP_SUBFLOW_ADDRS every poll interval and changes logged.
-    /// Either way each subflow's byte counters are polled and logged when they move.
-    func startSubflowMonitor(_ socket: KernelSocket) -> ThreadJoin? {
+    /// Plain TCP (or a fallen-back connection) is one subflow for its whole
+    /// life; an MPTCP connection's subflows are listed every poll interval and
+    /// changes logged. Either way each subflow's byte counters are polled and
+    /// logged when they move.
+    func startSubflowMonitor(_ socket: any StreamConnection) -> ThreadJoin? {
         let c = configuration
-        let single = c.socket == .kernelTCP || socket.subflowAddresses() == nil
+        let single = socket.subflows() == nil
         if single, let l = socket.localAddress, let r = socket.remoteAddress {
             knownSubflows["\(l)>\(r)"] = 0
             subflowInfo[0] = (l, r)
@@ -330,23 +334,24 @@ public final class TrafficApp: @unchecked Sendable {
 
     private var lastCounters: [Int: (Int64, Int64)] = [:]
 
-    func logProgress(_ id: Int, _ counters: (acked: Int64, received: Int64)) {
+    func logProgress(_ id: Int, _ counters: SubflowCounters) {
         let last = lastCounters[id] ?? (0, 0)
-        guard counters.acked > last.0 || counters.received > last.1, let (l, r) = subflowInfo[id] else { return }
-        lastCounters[id] = (counters.acked, counters.received)
+        guard counters.bytesAcked > last.0 || counters.bytesReceived > last.1, let (l, r) = subflowInfo[id] else { return }
+        lastCounters[id] = (counters.bytesAcked, counters.bytesReceived)
         log.log(.subflowProgress(conn: configuration.conn, subflow: id, path: path(of: l, r),
-                                 bytesAcked: counters.acked, bytesReceived: counters.received))
+                                 bytesAcked: counters.bytesAcked, bytesReceived: counters.bytesReceived))
     }
 
-    func pollSubflows(_ socket: KernelSocket, single: Bool) {
+    func pollSubflows(_ socket: any StreamConnection, single: Bool) {
         if single {
-            if let counters = socket.subflowCounters()?.first { logProgress(0, counters) }
+            if let counters = socket.singlePathCounters() { logProgress(0, counters) }
             return
         }
-        guard let before = socket.rawSubflowAddresses() else { return }
+        guard let subflows = socket.subflows() else { return }
         let c = configuration
         var live = Set<String>()
-        for case let (l, r)? in before {
+        for s in subflows {
+            let (l, r) = (s.local, s.remote)
             let key = "\(l)>\(r)"
             live.insert(key)
             if knownSubflows[key] == nil {
@@ -361,20 +366,15 @@ public final class TrafficApp: @unchecked Sendable {
             let (l, r) = subflowInfo[id]!
             subflowInfo[id] = nil
             log.log(.subflowState(SubflowChange(conn: c.conn, subflow: id, state: .closed, path: path(of: l, r),
-                                                local: l.description, remote: r.description, reason: "gone from MPTCP_SUBFLOW_ADDRS")))
+                                                local: l.description, remote: r.description, reason: self.transport is KernelTransport ? "gone from MPTCP_SUBFLOW_ADDRS" : "gone from the subflow list")))
         }
-        // Counters come from a second call: pair them with addresses only if the list did not change in between.
-        guard let counters = socket.subflowCounters(), let after = socket.rawSubflowAddresses(),
-              counters.count == before.count,
-              after.map({ $0.map { "\($0.local)>\($0.remote)" } }) == before.map({ $0.map { "\($0.local)>\($0.remote)" } })
-        else { return }
-        for (entry, counter) in zip(before, counters) {
-            guard let (l, r) = entry, let id = knownSubflows["\(l)>\(r)"] else { continue }
-            logProgress(id, counter)
+        for s in subflows {
+            guard let counters = s.counters, let id = knownSubflows["\(s.local)>\(s.remote)"] else { continue }
+            logProgress(id, counters)
         }
     }
 
-    func logSubflowsClosed(_ socket: KernelSocket) {
+    func logSubflowsClosed(_ socket: any StreamConnection) {
         for (id, (l, r)) in subflowInfo.sorted(by: { $0.key < $1.key }) {
             log.log(.subflowState(SubflowChange(conn: configuration.conn, subflow: id, state: .closed, path: path(of: l, r),
                                                 local: l.description, remote: r.description, reason: "connection closed")))

@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         subcommands: [
             WireBenchCommand.self, BenchTCPCommand.self, BenchLinksCommand.self,
             TestbedBenchCommand.self, EmulatorBenchCommand.self, BenchMPTCPCommand.self,
-            BenchSimCommand.self, BenchSweepCommand.self,
+            BenchSimCommand.self, BenchSweepCommand.self, BenchStackCommand.self,
         ],
         defaultSubcommand: WireBenchCommand.self
     )

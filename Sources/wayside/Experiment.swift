@@ -11,7 +11,7 @@ import TCP
 struct Experiment {
     enum Traffic: String, CaseIterable { case bulk, cbr, rr }
     enum Direction: String, CaseIterable { case down, up, both }
-    /// The stacks `wayside run` knows; `swift` is refused until its runtime (issue 5) lands.
+    /// The stacks `wayside run` knows.
     enum Stack: String, CaseIterable { case swift, kernelMPTCP = "kernel-mptcp", kernelTCP = "kernel-tcp" }
     /// Kernel MPTCP's in-kernel path manager configurations (BASELINES.md).
     enum PathManager: String, CaseIterable { case subflow, fullmesh }
@@ -29,7 +29,7 @@ struct Experiment {
     var rate: Int = 1000
     var size: Int = 1024
     var direction: Direction = .down
-    var stacks: [Stack] = [.kernelMPTCP, .kernelTCP]
+    var stacks: [Stack] = [.swift, .kernelMPTCP, .kernelTCP]
     var pathManager: PathManager = .subflow
     var seed: UInt64? = nil
     var duration: Interval? = nil
@@ -42,7 +42,7 @@ struct Experiment {
     var congestionControl = CongestionControlAlgorithm.cubic.rawValue
 
     static let keys = ["topology", "route", "traffic", "rate", "size", "direction", "stacks", "path-manager", "seed", "duration", "assert",
-                       "scheduler", "congestion-control"]
+                       "scheduler", "congestion-control", "swift-path-manager"]
 
     /// Path manager names: kernel MPTCP's (`subflow`, `fullmesh`) and the Swift stack's.
     static var pathManagerNames: [String] { ["subflow"] + PathManagers.names }
@@ -61,7 +61,7 @@ struct Experiment {
     }
 
     /// The embedded default: highway-2rsu, 30 s with one make-before-break
-    /// handover, CBR downlink 1000 msg/s × 1 KiB, kernel-mptcp then kernel-tcp.
+    /// handover, CBR downlink 1000 msg/s × 1 KiB, swift, then kernel-mptcp, then kernel-tcp.
     static var standard: Experiment {
         Experiment(topology: Source(name: "highway-2rsu (embedded)", text: DefaultExperiment.topology),
                    route: Source(name: "highway-2rsu-30s (embedded)", text: DefaultExperiment.route))
@@ -100,13 +100,16 @@ struct Experiment {
             var stacks: [Stack] = []
             for item in list {
                 guard let s = item.choice(Stack.self, what: "a stack") else { continue }
-                if s == .swift && !allowSwift { item.report(Experiment.swiftNotReady) } else if !stacks.contains(s) { stacks.append(s) }
+                if !stacks.contains(s) { stacks.append(s) }
             }
             if list.isEmpty { v.report("expected at least one stack") }
             e.stacks = stacks
         }
         if let v = root["path-manager"], let p = v.string(expected: "a path manager"), !e.setPathManager(p) {
             v.report("'\(p)' is not a path manager: one of \(pathManagerNames.joined(separator: ", "))")
+        }
+        if let v = root["swift-path-manager"], let p = v.string(expected: "a path manager") {
+            if PathManagers.names.contains(p) { e.swiftPathManager = p } else { v.report("'\(p)' is not one of \(PathManagers.names.joined(separator: ", "))") }
         }
         if let v = root["scheduler"], let p = v.string(expected: "a scheduler") {
             if Schedulers.names.contains(p) { e.scheduler = p } else { v.report("'\(p)' is not a scheduler: one of \(Schedulers.names.joined(separator: ", "))") }
@@ -126,8 +129,6 @@ struct Experiment {
         try doc.finish()
         return e
     }
-
-    static let swiftNotReady = "the Swift stack cannot run yet: its runtime (issue 5: the Swift MPTCP stack on TUN devices) has not landed; use kernel-mptcp or kernel-tcp"
 }
 
 /// The default experiment's files, embedded so that `wayside run` works from any folder.

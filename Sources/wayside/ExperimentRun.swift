@@ -4,6 +4,7 @@ import Emulator
 import ExperimentSimulation
 import Foundation
 import LinkModel
+import MPTCP
 import Mobility
 import Netlink
 import Testbed
@@ -70,6 +71,8 @@ final class StackRun {
         runID = RunID.random()
     }
 
+    /// One path of an end point. `address` is what traffic uses: the veth
+    /// address for kernel stacks, the Swift stack's own address behind it for `swift`.
     struct Endpoint { var node: String; var namespace: String; var interface: String; var address: String; var link: String }
 
     /// The vehicle's interfaces on its radio links and the server's first interface.
@@ -78,7 +81,9 @@ final class StackRun {
             plan.links.flatMap { link in
                 [link.a, link.b].compactMap { end in
                     guard end.node == node, let a = end.address else { return nil }
-                    return Endpoint(node: node, namespace: end.namespace, interface: end.name, address: a.address.description, link: link.name)
+                    let behind = plan.stackPlacement(forNode: node)?.path(forLink: link.name)?.stackAddress
+                    return Endpoint(node: node, namespace: end.namespace, interface: end.name,
+                                    address: (behind ?? a.address).description, link: link.name)
                 }
             }
         }
@@ -91,7 +96,8 @@ final class StackRun {
     func run() throws {
         let plan: TestbedPlan
         do {
-            plan = try TestbedPlan(topology: prepared.topology, runID: runID, emulation: .userspace)
+            plan = try TestbedPlan(topology: prepared.topology, runID: runID, emulation: .userspace,
+                                   swiftStackNodes: stack == .swift ? [prepared.vehicle, prepared.server] : [])
         } catch { throw RunFailure("\(prepared.topologyName): \(error.description)") }
         let links = plan.emulatedLinks
         guard !links.isEmpty else { throw RunFailure("\(prepared.topologyName): no link goes through the emulator") }
@@ -119,6 +125,11 @@ final class StackRun {
             try configureMPTCP(vehicle: vehicleEnds, server: serverEnd)
             attributes["path_manager"] = "in-kernel " + prepared.experiment.pathManager.rawValue
             attributes["endpoints"] = mptcpCommands.map { "\($0.node): ip \($0.command.joined(separator: " "))" }.joined(separator: "; ")
+        }
+        if stack == .swift {
+            attributes["path_manager"] = prepared.experiment.swiftPathManager
+            attributes["scheduler"] = prepared.experiment.scheduler
+            attributes["congestion_control"] = prepared.experiment.congestionControl
         }
         try Data(describeConfiguration(plan).utf8).write(to: folder.appendingPathComponent("configuration.txt"))
 
@@ -152,16 +163,17 @@ final class StackRun {
         let paths = vehicleEnds.flatMap { ["--path", "\($0.address)=\($0.link)"] }
         let socketKind = stack.rawValue
         for f in flows {
-            let receiver = try node(ns: f.receiver.namespace, name: f.receiver.node, conn: f.conn, arguments: [
+            let receiver = try node(ns: f.receiver.namespace, name: f.receiver.node, conn: f.conn, arguments: swiftArguments(plan, f.receiver.node, f.conn) + [
                 // Any address: an MPTCP join arrives at the vehicle's other addresses (RFC 8684 §3.2).
                 "--app", f.receiverApp, "--listen", "0.0.0.0:\(f.port)", "--socket", socketKind,
                 "--conn", f.conn, "--node", f.receiver.node, "--run", runID.value, "--epoch", String(epoch),
                 "--log", folder.appendingPathComponent("\(f.receiver.node)-\(f.conn).jsonl").path] + paths + Self.attributeFlags(attributes))
             processes.append(("\(f.receiver.node) \(f.receiverApp)", receiver))
-            try waitListening(ns: f.receiver.namespace, port: f.port, process: receiver)
+            // The Swift stack's listener is not a kernel socket (`ss` cannot see it): its sender retries until it answers.
+            if stack != .swift { try waitListening(ns: f.receiver.namespace, port: f.port, process: receiver) }
         }
         for f in flows {
-            var args = ["--app", prepared.experiment.traffic.rawValue, "--connect", "\(f.receiver.address):\(f.port)",
+            var args = swiftArguments(plan, f.sender.node, f.conn) + ["--app", prepared.experiment.traffic.rawValue, "--connect", "\(f.receiver.address):\(f.port)",
                         "--socket", socketKind, "--conn", f.conn, "--node", f.sender.node, "--run", runID.value,
                         "--epoch", String(epoch), "--rate", String(prepared.experiment.rate), "--size", String(prepared.experiment.size),
                         "--connect-timeout", "\(max(1, Int(prepared.duration.seconds)))s",
@@ -204,6 +216,19 @@ final class StackRun {
         coverageLog.write(emu.appliedChanges)
         for w in linkLogs.values { w.log(.runEnd, at: endTime) }
         if stop.isStopped { throw RunFailure("interrupted") }
+    }
+
+    /// `wayside node` flags that put the Swift stack under a node's application:
+    /// its TUN device, its address per path, the experiment's path manager,
+    /// scheduler and congestion control, and a capture with `--pcap`.
+    func swiftArguments(_ plan: TestbedPlan, _ node: String, _ conn: String) -> [String] {
+        guard stack == .swift, let placement = plan.stackPlacement(forNode: node) else { return [] }
+        var args = ["--tun", placement.tunName]
+        for p in placement.paths { args += ["--stack-address", "\(p.stackAddress)=\(p.interface.name)"] }
+        args += ["--path-manager", prepared.experiment.swiftPathManager, "--scheduler", prepared.experiment.scheduler,
+                 "--congestion-control", prepared.experiment.congestionControl]
+        if pcap { args += ["--pcap", folder.appendingPathComponent("\(node)-\(conn)-stack.pcap").path] }
+        return args
     }
 
     struct Flow {
@@ -266,6 +291,12 @@ final class StackRun {
     func describeConfiguration(_ plan: TestbedPlan) -> String {
         var s = "run \(runID.value)  stack \(stack.rawValue)  topology \(prepared.topologyName)  route \(prepared.experiment.route.name)\n"
         s += "traffic \(prepared.experiment.traffic.rawValue) \(prepared.experiment.direction.rawValue) rate \(prepared.experiment.rate)/s size \(prepared.experiment.size) B  seed \(prepared.route.seed)  duration \(prepared.duration)\n"
+        if stack == .swift {
+            s += "Swift stack: path manager \(prepared.experiment.swiftPathManager), scheduler \(prepared.experiment.scheduler), congestion control \(prepared.experiment.congestionControl)\n"
+            for p in plan.stackPlacements {
+                s += "  \(p.node): TUN \(p.tunName), " + p.paths.map { "\($0.stackAddress) behind \($0.interface.name) (\($0.link))" }.joined(separator: ", ") + "\n"
+            }
+        }
         if stack == .kernelMPTCP {
             s += "kernel MPTCP path manager: in-kernel, \(prepared.experiment.pathManager.rawValue)\n"
             for c in mptcpCommands { s += "  \(c.node): ip \(c.command.joined(separator: " "))\n" }

@@ -2,13 +2,15 @@ import Analysis
 import ArgumentParser
 import Core
 import Foundation
+import MPTCP
+import Stack
 import Traffic
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `wayside node`: one traffic application on one node, over kernel sockets
-/// (the Swift stack joins when its runtime lands), logging docs/LOGS.md events.
+/// `wayside node`: one traffic application on one node, over kernel sockets or
+/// the Swift stack running in this process, logging docs/LOGS.md events.
 /// Run it inside the node's namespace (`ip netns exec NS wayside node ...`).
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,14 +22,19 @@ struct NodeCommand: ParsableCommand {
         closes its side (FIN, or DATA_FIN over MPTCP), and the log is flushed.
         Example: wayside node --app cbr --rate 1000 --size 1024 --connect 198.18.0.1:5000 \
         --socket kernel-mptcp --log car.jsonl
+        With --socket swift the node runs the Swift MPTCP stack on the TUN device --tun \
+        (made by the testbed) with one --stack-address per path, e.g. \
+        --socket swift --tun wt-abc123 --stack-address 198.19.255.254=eth0 --stack-address 198.19.255.253=eth1.
         """
     )
 
     @Option(help: ArgumentHelp("bulk, cbr, rr, sink or echo.", valueName: "APP"))
     var app: String
 
-    @Option(help: ArgumentHelp("kernel-mptcp or kernel-tcp.", valueName: "KIND"))
+    @Option(help: ArgumentHelp("kernel-mptcp, kernel-tcp or swift.", valueName: "KIND"))
     var socket: String = "kernel-mptcp"
+
+    @OptionGroup var swift: SwiftStackOptions
 
     @Option(help: ArgumentHelp("Server address to connect to (senders).", valueName: "ADDR:PORT"))
     var connect: String?
@@ -75,9 +82,14 @@ struct NodeCommand: ParsableCommand {
         guard let kind = AppKind(rawValue: app) else {
             throw ValidationError("--app: '\(app)' is not one of \(AppKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let socketKind = SocketKind(rawValue: socket) else {
-            throw ValidationError("--socket: '\(socket)' is not one of \(SocketKind.allCases.map(\.rawValue).joined(separator: ", "))"
-                                  + (socket == "swift" ? " (the Swift stack's runtime is not built yet)" : ""))
+        // The Swift stack's applications are configured like kernel MPTCP's;
+        // `swiftStack()` says what runs underneath.
+        let kernelKind: SocketKind? = socket == "swift" ? .kernelMPTCP : SocketKind(rawValue: socket)
+        guard let socketKind = kernelKind else {
+            throw ValidationError("--socket: '\(socket)' is not one of \((SocketKind.allCases.map(\.rawValue) + ["swift"]).joined(separator: ", "))")
+        }
+        if socket != "swift", let flag = swift.givenFlag {
+            throw ValidationError("\(flag) is for --socket swift, not --socket \(socket)")
         }
         let addressText: String
         let flag: String
@@ -129,6 +141,7 @@ struct NodeCommand: ParsableCommand {
 
     func validate() throws {
         _ = try parsed()
+        if socket == "swift" { _ = try swift.configuration(node: node, eventLog: nil) }
         for a in attributes where !a.contains("=") {
             throw ValidationError("--attribute: cannot read '\(a)': expected KEY=VALUE")
         }
@@ -159,7 +172,18 @@ struct NodeCommand: ParsableCommand {
         let interfaces = [SocketKind.kernelMPTCP, .kernelTCP].contains(configuration.socket) ? try? InterfaceMonitor(log: writer) : nil
         interfaces?.start()
         defer { interfaces?.stop() }
-        let trafficApp = TrafficApp(configuration: configuration, log: writer)
+        var stack: SwiftStack?
+        if socket == "swift" {
+            let s = SwiftStack(configuration: try swift.configuration(node: node, eventLog: writer, labels: configuration.paths))
+            do { try s.start(namespace: nil) } catch {
+                FileHandle.standardError.write(Data("wayside node: cannot start the Swift stack on \(swift.tun ?? ""): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            stack = s
+        }
+        // Connections closed with DATA_FIN, the stack's capture and events flushed, before the log closes.
+        defer { stack?.stop(grace: .seconds(2)) }
+        let trafficApp = TrafficApp(configuration: configuration, log: writer, transport: stack.map { StackTransport(stack: $0) })
         let blocked = set
         let waiter = Thread {
             var s = blocked
@@ -173,5 +197,97 @@ struct NodeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("wayside node: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+/// `wayside node --socket swift`: where the stack sits and how it behaves.
+struct SwiftStackOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The TUN device the testbed made for the Swift stack (--socket swift).", valueName: "NAME"))
+    var tun: String?
+
+    @Option(name: .customLong("stack-address"),
+            help: ArgumentHelp("One path of the Swift stack: its own address and the interface it leaves by; repeatable, first is the initial path (--socket swift).",
+                               valueName: "ADDR=IFACE"))
+    var stackAddresses: [String] = []
+
+    @Option(name: .customLong("backup-interface"), help: ArgumentHelp("A path to use only as backup (MP_PRIO, RFC 8684 §3.3.8); repeatable (--socket swift).", valueName: "IFACE"))
+    var backupInterfaces: [String] = []
+
+    @Option(name: .customLong("path-manager"), help: ArgumentHelp("Swift stack path manager: \(PathManagers.names.joined(separator: ", ")).", valueName: "NAME"))
+    var pathManager: String?
+
+    @Option(help: ArgumentHelp("Swift stack scheduler: \(Schedulers.names.joined(separator: ", ")).", valueName: "NAME"))
+    var scheduler: String?
+
+    @Option(name: .customLong("congestion-control"), help: ArgumentHelp("Swift stack coupled congestion control: \(CoupledAlgorithm.names.joined(separator: ", ")).", valueName: "NAME"))
+    var congestionControl: String?
+
+    @Option(help: ArgumentHelp("Capture every packet the Swift stack sends and receives (pcap, LINKTYPE_RAW).", valueName: "FILE"))
+    var pcap: String?
+
+    @Option(name: .customLong("stack-seed"), help: ArgumentHelp("Seed of the Swift stack's keys, nonces and initial sequence numbers.", valueName: "N"))
+    var seed: UInt64?
+
+    /// The first Swift-only flag given, for refusing it with a kernel socket.
+    var givenFlag: String? {
+        if tun != nil { return "--tun" }
+        if !stackAddresses.isEmpty { return "--stack-address" }
+        if !backupInterfaces.isEmpty { return "--backup-interface" }
+        if pathManager != nil { return "--path-manager" }
+        if scheduler != nil { return "--scheduler" }
+        if congestionControl != nil { return "--congestion-control" }
+        if pcap != nil { return "--pcap" }
+        if seed != nil { return "--stack-seed" }
+        return nil
+    }
+
+    func configuration(node: String, eventLog: EventLogWriter?, labels: [String: String] = [:]) throws -> StackConfiguration {
+        guard let tun, !tun.isEmpty, tun.utf8.count <= 15 else { throw ValidationError("--socket swift: give --tun NAME (at most 15 bytes), the TUN device the testbed made") }
+        guard !stackAddresses.isEmpty else { throw ValidationError("--socket swift: give at least one --stack-address ADDR=IFACE") }
+        var paths: [StackPath] = []
+        for text in stackAddresses {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[1].isEmpty, let bytes = InetBytes.parse(parts[0]) else {
+                throw ValidationError("--stack-address: cannot read '\(text)': expected ADDR=IFACE, e.g. 198.19.255.254=eth0")
+            }
+            guard bytes[0] == 198, bytes[1] & 0xfe == 18 else {
+                throw ValidationError("--stack-address: cannot read '\(text)': expected an address in 198.18.0.0/15, the testbed's range")
+            }
+            guard !paths.contains(where: { $0.address == bytes || $0.interface == parts[1] }) else {
+                throw ValidationError("--stack-address: '\(text)' repeats an address or interface")
+            }
+            paths.append(StackPath(address: bytes, interface: parts[1], backup: backupInterfaces.contains(parts[1]), label: labels[parts[0]]))
+        }
+        for b in backupInterfaces where !paths.contains(where: { $0.interface == b }) {
+            throw ValidationError("--backup-interface: '\(b)' is not the interface of any --stack-address")
+        }
+        var mptcp = MPTCPConfiguration()
+        if let pathManager {
+            guard PathManagers.names.contains(pathManager) else {
+                throw ValidationError("--path-manager: '\(pathManager)' is not one of \(PathManagers.names.joined(separator: ", "))")
+            }
+            mptcp.pathManager = pathManager
+        }
+        if let scheduler {
+            guard Schedulers.names.contains(scheduler) else {
+                throw ValidationError("--scheduler: '\(scheduler)' is not one of \(Schedulers.names.joined(separator: ", "))")
+            }
+            mptcp.scheduler = scheduler
+        }
+        if let congestionControl {
+            // cubic/reno: uncoupled subflows on that algorithm; lia/olia/balia: coupled (NewReno underneath).
+            if let c = CoupledAlgorithm(rawValue: congestionControl), c != .uncoupled {
+                mptcp.coupledCongestionControl = c
+            } else if let cc = CongestionControlAlgorithm(rawValue: congestionControl) {
+                mptcp.tcp.congestionControl = cc
+            } else {
+                throw ValidationError("--congestion-control: '\(congestionControl)' is not one of \(Experiment.congestionControlNames.joined(separator: ", "))")
+            }
+        }
+        var c = StackConfiguration(tunName: tun, paths: paths, mptcp: mptcp, seed: seed ?? UInt64(truncatingIfNeeded: RunClock.monotonicNanoseconds()))
+        c.pcapPath = pcap
+        c.eventLog = eventLog
+        c.nodeName = node
+        return c
     }
 }

@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("down (server to vehicle), up or both.", valueName: "DIR"))
     var direction: String?
 
-    @Option(name: .customLong("stack"), help: ArgumentHelp("kernel-mptcp or kernel-tcp (swift once its runtime lands); repeatable.", valueName: "STACK"))
+    @Option(name: .customLong("stack"), help: ArgumentHelp("swift, kernel-mptcp or kernel-tcp; repeatable.", valueName: "STACK"))
     var stacks: [String] = []
 
     @Option(help: ArgumentHelp("Path manager: kernel MPTCP's subflow or fullmesh; the Swift stack's fullmesh, make-before-break (default), break-before-make or backup.", valueName: "PM"))
@@ -62,6 +62,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(help: "Run the experiment in the deterministic simulator (Swift stack only, virtual time, no root): same logs, results and report as a real run.")
     var simulate = false
+
+    @Option(name: .customLong("swift-path-manager"), help: ArgumentHelp("The Swift stack's path manager only (kernel MPTCP keeps its own): \(PathManagers.names.joined(separator: ", ")).", valueName: "PM"))
+    var swiftPathManager: String?
 
     @Option(help: "Seed of the route's randomness and the link models.")
     var seed: UInt64?
@@ -128,7 +131,6 @@ struct RunCommand: ParsableCommand {
                 guard let k = Experiment.Stack(rawValue: s) else {
                     throw ValidationError("--stack: '\(s)' is not one of \(Experiment.Stack.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                if k == .swift && !simulate { throw ValidationError("--stack swift: " + Experiment.swiftNotReady + " (or simulate it: --simulate)") }
                 if k != .swift && simulate {
                     throw ValidationError("--stack \(k.rawValue): kernel stacks cannot be simulated (--simulate runs the Swift MPTCP stack in virtual time); give --stack swift or drop --simulate")
                 }
@@ -139,9 +141,15 @@ struct RunCommand: ParsableCommand {
             // The experiment's (or the default) stack list: only the Swift stack can be simulated.
             e.stacks = [.swift]
         }
-        guard !e.stacks.isEmpty else { throw ValidationError("no stack to run: give --stack kernel-mptcp and/or --stack kernel-tcp") }
+        guard !e.stacks.isEmpty else { throw ValidationError("no stack to run: give --stack swift, kernel-mptcp and/or kernel-tcp") }
         if let pathManager, !e.setPathManager(pathManager) {
             throw ValidationError("--path-manager: '\(pathManager)' is not one of \(Experiment.pathManagerNames.joined(separator: ", "))")
+        }
+        if let swiftPathManager {
+            guard PathManagers.names.contains(swiftPathManager) else {
+                throw ValidationError("--swift-path-manager: '\(swiftPathManager)' is not one of \(PathManagers.names.joined(separator: ", "))")
+            }
+            e.swiftPathManager = swiftPathManager
         }
         if let scheduler {
             guard Schedulers.names.contains(scheduler) else {
