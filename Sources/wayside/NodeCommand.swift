@@ -4,6 +4,7 @@ import Core
 import Foundation
 import MPTCP
 import Stack
+import TCP
 import Traffic
 #if canImport(Glibc)
 import Glibc
