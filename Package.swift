@@ -89,6 +89,13 @@ let package = Package(
         // Link emulator backends: userspace (AF_PACKET + one event loop) and netem.
         .target(name: "Emulator", dependencies: ["CEmulator", "CNetlink", "Core", "LinkModel", "Netlink", "Testbed"]),
 
+        // The 0-RTT TCP Convert Protocol (RFC 8803) wire format: fixed header and TLVs. Pure.
+        .target(name: "Convert"),
+
+        // The transport converter (issue 9): carriers to the converter (kernel MPTCP today),
+        // the server-side converter, the client-side redirect (nftables, SO_ORIGINAL_DST), relays.
+        .target(name: "Converter", dependencies: ["Convert"]),
+
         // The command line: thin, calls the libraries.
         .executableTarget(
             name: "wayside",
@@ -96,6 +103,7 @@ let package = Package(
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
                 "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation",
+                "Convert", "Converter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -114,6 +122,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Converter"]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]
