@@ -35,6 +35,14 @@ public final class ConvertClient: @unchecked Sendable {
         public var converter: IPv4Endpoint
         public var maximumConnections = 1024
         public var answerTimeoutMilliseconds = 10_000
+        /// Hold each SYN (nfqueue) until the converter answered, so a refused
+        /// destination is refused for the program's connect; nil: redirect only.
+        public var synQueue: UInt16?
+        /// Marks the held SYN gets when it must be answered with a RST / ICMP host unreachable (see `RedirectRule`).
+        public var refuseMark: UInt32 = 0
+        public var unreachableMark: UInt32 = 0
+        /// How long an opened carrier waits for the program's connection to arrive.
+        public var pendingLifetimeMilliseconds = 30_000
         public init(listen: IPv4Endpoint, converter: IPv4Endpoint) { self.listen = listen; self.converter = converter }
     }
 
@@ -43,8 +51,17 @@ public final class ConvertClient: @unchecked Sendable {
     let log: @Sendable (String) -> Void
     let table: ConnectionTable
     let listener: StreamSocket
+    let hold: SynHold?
     private let stopLock = Mutex()
     private var stopping = false
+
+    /// A carrier opened for a held SYN, waiting for the program's connection to reach the listener.
+    enum Pending {
+        case opening
+        case ready(ByteStream, fromServer: [UInt8], since: Int64)
+    }
+    private let pendingLock = Mutex()
+    private var pending: [IPv4Endpoint: Pending] = [:]
 
     public init(_ settings: Settings, dialer: CarrierDialer, log: @escaping @Sendable (String) -> Void) throws {
         self.settings = settings
@@ -52,6 +69,7 @@ public final class ConvertClient: @unchecked Sendable {
         self.log = log
         table = ConnectionTable(limit: settings.maximumConnections)
         listener = try StreamSocket.listen(.tcp, on: settings.listen, backlog: 512)
+        hold = try settings.synQueue.map { try SynHold(queue: $0) }
     }
 
     public var counters: ConverterCounters { table.snapshot }
@@ -59,6 +77,12 @@ public final class ConvertClient: @unchecked Sendable {
     var isStopping: Bool { stopLock.locked { stopping } }
 
     public func run() {
+        var holder: RelayThread?
+        if let hold {
+            holder = RelayThread(stackSize: 256 * 1024) { [self] in holdSyns(hold) }
+            if holder?.start() != true { log("convert client: no thread to hold SYNs; redirect only"); holder = nil }
+        }
+        defer { holder?.join() }
         while !isStopping {
             let program: StreamSocket?
             do { program = try listener.accept(timeoutMilliseconds: 200) } catch {
@@ -79,6 +103,7 @@ public final class ConvertClient: @unchecked Sendable {
         }
         listener.close()
         table.stopAll()
+        for case let .ready(carrier, _, _) in pendingLock.locked({ Array(pending.values) }) { carrier.abort() }
         for _ in 0..<100 where table.snapshot.active > 0 { usleep(20_000) }
     }
 
@@ -96,22 +121,17 @@ public final class ConvertClient: @unchecked Sendable {
         if destination == settings.listen || destination.port == settings.listen.port && destination.address == program.localEndpoint?.address {
             return fail("convert client: a connection made straight to the listener; reset")
         }
-        let carrier: ByteStream
-        do { carrier = try dialer.connect(to: settings.converter) } catch {
-            return fail("convert client: \(destination): carrier (\(dialer.name)) to converter \(settings.converter): \(error); reset")
-        }
-        // RFC 8803 §5: the Convert message first, then the program's first bytes in the same segment.
-        let early = program.readAvailable(max: 4096)
-        do { try carrier.writeAll(ConvertMessage([.connect(destination.convertDestination, tcpOptions: [])]).encode()! + early) } catch {
-            return fail("convert client: \(destination): sending the Convert message: \(error); reset", carrier)
-        }
-        let answer: ConvertMessage, fromServer: [UInt8]
-        do { (answer, fromServer) = try readConvertMessage(from: carrier, timeoutMilliseconds: settings.answerTimeoutMilliseconds) } catch {
-            return fail("convert client: \(destination): converter's answer: \(error); reset", carrier)
-        }
-        if let (code, value) = answer.error {
-            // The program sees what it would have seen without the converter: a reset.
-            return fail("convert client: \(destination): converter answered \(code) (value \(value)); reset", refused: code == .connectionReset, carrier)
+        let carrier: ByteStream, fromServer: [UInt8]
+        if let source = program.remoteEndpoint, case let .ready(c, data, _)? = pendingLock.locked({ pending.removeValue(forKey: source) }) {
+            (carrier, fromServer) = (c, data)
+        } else {
+            // Not held (no queue, or its SYN bypassed it): open the carrier now; the
+            // program's first bytes ride with the Convert message (RFC 8803 §5).
+            switch open(destination, early: program.readAvailable(max: 4096)) {
+            case let .success((c, data)): (carrier, fromServer) = (c, data)
+            case let .failure(f):
+                return fail("convert client: \(destination): \(f.line); reset", refused: f.code == .connectionReset)
+            }
         }
         let relay: Relay
         do { relay = try Relay(program, named: "program", carrier, named: "converter") } catch {
@@ -122,5 +142,90 @@ public final class ConvertClient: @unchecked Sendable {
         let ending = relay.run(startBA: fromServer)
         if ending != .closed { log("convert client: \(destination): \(ending)") }
         table.release(id) { $0.relayed += 1 }
+    }
+
+    struct OpenFailure: Error {
+        var line: String
+        var code: ConvertErrorCode?
+    }
+
+    /// A carrier to the converter that has sent the Connect TLV for `destination`
+    /// and received a success answer; with the bytes the server sent after it.
+    func open(_ destination: IPv4Endpoint, early: [UInt8]) -> Result<(ByteStream, [UInt8]), OpenFailure> {
+        let carrier: ByteStream
+        do { carrier = try dialer.connect(to: settings.converter) } catch {
+            return .failure(OpenFailure(line: "carrier (\(dialer.name)) to converter \(settings.converter): \(error)"))
+        }
+        do { try carrier.writeAll(ConvertMessage([.connect(destination.convertDestination, tcpOptions: [])]).encode()! + early) } catch {
+            carrier.abort()
+            return .failure(OpenFailure(line: "sending the Convert message: \(error)"))
+        }
+        let answer: ConvertMessage, fromServer: [UInt8]
+        do { (answer, fromServer) = try readConvertMessage(from: carrier, timeoutMilliseconds: settings.answerTimeoutMilliseconds) } catch {
+            carrier.abort()
+            return .failure(OpenFailure(line: "converter's answer: \(error)"))
+        }
+        if let (code, value) = answer.error {
+            carrier.close()
+            return .failure(OpenFailure(line: "converter answered \(code) (value \(value))", code: code))
+        }
+        return .success((carrier, fromServer))
+    }
+
+    /// The nfqueue loop: each new SYN waits while a carrier opens for its
+    /// destination; then it goes on (to the redirect and the listener), or is
+    /// answered as the destination answered the converter.
+    private func holdSyns(_ hold: SynHold) {
+        while !isStopping {
+            for syn in hold.receive(timeoutMilliseconds: 200) {
+                let state: Pending? = pendingLock.locked {
+                    let s = pending[syn.source]
+                    if s == nil { pending[syn.source] = .opening }
+                    return s
+                }
+                switch state {
+                case .ready?: hold.verdict(syn.id, SynHold.verdictAccept)   // a retransmitted SYN
+                case .opening?: hold.verdict(syn.id, SynHold.verdictDrop)   // still opening: the program retransmits
+                case nil:
+                    let started = RelayThread.detach(stackSize: 256 * 1024) { [self] in decide(syn, hold) }
+                    if !started {
+                        _ = pendingLock.locked { pending.removeValue(forKey: syn.source) }
+                        hold.verdict(syn.id, SynHold.verdictAccept)
+                    }
+                }
+            }
+            // Carriers whose program never arrived (it gave up) are closed.
+            let now = Self.monotonicMilliseconds()
+            let stale: [ByteStream] = pendingLock.locked {
+                var out: [ByteStream] = []
+                for (k, v) in pending {
+                    if case let .ready(c, _, since) = v, now - since > Int64(settings.pendingLifetimeMilliseconds) {
+                        out.append(c); pending[k] = nil
+                    }
+                }
+                return out
+            }
+            for c in stale { c.abort() }
+        }
+    }
+
+    private func decide(_ syn: SynHold.HeldSyn, _ hold: SynHold) {
+        switch open(syn.destination, early: []) {
+        case let .success((carrier, fromServer)):
+            pendingLock.locked { pending[syn.source] = .ready(carrier, fromServer: fromServer, since: Self.monotonicMilliseconds()) }
+            hold.verdict(syn.id, SynHold.verdictAccept)
+        case let .failure(f):
+            _ = pendingLock.locked { pending.removeValue(forKey: syn.source) }
+            log("convert client: \(syn.destination): \(f.line); the program's SYN is answered \(f.code == .destinationUnreachable ? "host unreachable" : "with a reset")")
+            // NF_REPEAT runs the chain again; the mark selects its reject rule.
+            hold.verdict(syn.id, SynHold.verdictRepeat, mark: f.code == .destinationUnreachable ? settings.unreachableMark : settings.refuseMark)
+            table.recordRefusal(byDestination: f.code == .connectionReset)
+        }
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

@@ -93,6 +93,11 @@ final class ConnectionTable: @unchecked Sendable {
         }
     }
 
+    /// A connection refused before it reached the listener (its SYN was held).
+    func recordRefusal(byDestination: Bool) {
+        lock.locked { if byDestination { counters.refusedByDestination += 1 } else { counters.failed += 1 } }
+    }
+
     var snapshot: ConverterCounters { lock.locked { counters } }
 
     func stopAll() { for r in lock.locked({ Array(relays.values) }) { r.stop() } }

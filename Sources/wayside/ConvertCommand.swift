@@ -47,6 +47,12 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Socket mark of carrier connections (the redirect lets them pass).", valueName: "MARK"))
     var mark: UInt32 = 0x5753
 
+    @Flag(inversion: .prefixedNo, help: "Client side: hold each SYN (nfqueue) until the converter answered, so a refused destination is refused for the program.")
+    var holdSyns = true
+
+    @Option(help: ArgumentHelp("Client side: the nfqueue number for held SYNs; default the redirect port.", valueName: "N"))
+    var queue: UInt16?
+
     @Option(help: "Connections relayed at once; more are refused (Resource Exceeded, RFC 8803) or reset.")
     var maxConnections: Int = 1024
 
@@ -103,18 +109,23 @@ struct ConvertCommand: ParsableCommand {
 
         if client {
             let converterEndpoint = try Self.endpoint("--converter", converter!, listening: false)
-            let rule = RedirectRule(runID: runID, listenPort: redirectPort!, converterPort: converterEndpoint.port, mark: mark)
+            let synQueue = holdSyns ? (queue ?? redirectPort!) : nil
+            let rule = RedirectRule(runID: runID, listenPort: redirectPort!, converterPort: converterEndpoint.port, mark: mark, synQueue: synQueue)
             var settings = ConvertClient.Settings(listen: IPv4Endpoint(address: 0, port: redirectPort!), converter: converterEndpoint)
             settings.maximumConnections = maxConnections
+            settings.synQueue = synQueue
+            settings.refuseMark = rule.refuseMark
+            settings.unreachableMark = rule.unreachableMark
             let side: ConvertClient
             do {
                 side = try ConvertClient(settings, dialer: KernelCarrierDialer(transport: try transport(), mark: mark), log: log)
-            } catch { throw failure("--redirect-port: \(error)") }
+            } catch { throw failure("--redirect-port/--queue: \(error)") }
             // The listener is up before the rule sends anything to it; the rule goes whatever happens next.
-            do { try rule.install() } catch { throw failure("nftables table \(rule.table): \(error)") }
+            let holding: RedirectRule.Holding
+            do { holding = try rule.install() } catch { throw failure("nftables table \(rule.table): \(error)") }
             defer { rule.remove() }
             onSignal { side.stop() }
-            log("convert client: redirecting TCP to 198.18.0.0/15 through \(converterEndpoint) (\(carrier)), table \(rule.table)")
+            log("convert client: redirecting TCP to 198.18.0.0/15 through \(converterEndpoint) (\(carrier)), table \(rule.table)\(synQueue.map { ", SYNs on nfqueue \($0) \(holding)" } ?? "")")
             side.run()
             log("convert client: stopped; \(side.counters)")
         } else {
