@@ -48,11 +48,13 @@ struct ConverterRootTests {
         var converterLog: URL { dir.appendingPathComponent("converter.log") }
         var clientLog: URL { dir.appendingPathComponent("client.log") }
         var server: String { "198.18.\(net).2" }
+        /// The second path (roadside unit 2), when the test builds it.
+        var net2: Int { net + 1 }
 
         init() throws {
             id = String(UInt32.random(in: 0..<0xFFFF_FFFF), radix: 36)
             car = "ws\(id)-car"; srv = "ws\(id)-srv"
-            net = Int.random(in: 2..<250)
+            net = Int.random(in: 1..<125) * 2
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("ws-convert-\(id)")
             try FileManager.default.createDirectory(at: dir.appendingPathComponent("www"), withIntermediateDirectories: true)
         }
@@ -91,7 +93,7 @@ struct ConverterRootTests {
         }
 
         /// Namespaces, veth (waits for carrier), HTTP server, converter, client.
-        func start() throws {
+        func start(twoPaths: Bool = false) throws {
             guard FileManager.default.isExecutableFile(atPath: ConverterRootTests.wayside.path) else {
                 throw TestFailure(description: "\(ConverterRootTests.wayside.path) is missing: run `swift build --build-tests` first")
             }
@@ -104,10 +106,28 @@ struct ConverterRootTests {
                 try sh(["ip", "-n", ns, "link", "set", "lo", "up"])
                 try sh(["ip", "-n", ns, "link", "set", dev, "up"])
             }
-            for _ in 0..<250 {
-                let state = try sh(["ip", "-n", car, "-br", "link", "show", "v\(id)"]).output
-                if state.contains(" UP ") { break }
-                usleep(20_000)
+            var devices = [(car, "v\(id)"), (srv, "w\(id)")]
+            if twoPaths {
+                // Path 2 and kernel MPTCP's second subflow on it (RFC 8684 §3.2 MP_JOIN);
+                // source routing takes the path-2 address to the server's path-1 address over path 2.
+                try sh(["ip", "link", "add", "v2\(id)", "netns", car, "type", "veth", "peer", "name", "w2\(id)", "netns", srv])
+                try sh(["ip", "-n", car, "addr", "add", "198.18.\(net2).1/24", "dev", "v2\(id)"])
+                try sh(["ip", "-n", srv, "addr", "add", "198.18.\(net2).2/24", "dev", "w2\(id)"])
+                try sh(["ip", "-n", car, "link", "set", "v2\(id)", "up"])
+                try sh(["ip", "-n", srv, "link", "set", "w2\(id)", "up"])
+                for ns in [car, srv] { try sh(["ip", "netns", "exec", ns, "ip", "mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "2"]) }
+                try sh(["ip", "netns", "exec", car, "ip", "mptcp", "endpoint", "add", "198.18.\(net2).1", "dev", "v2\(id)", "subflow"])
+                try sh(["ip", "-n", car, "rule", "add", "from", "198.18.\(net2).1", "table", "102"])
+                try sh(["ip", "-n", car, "route", "add", "\(server)/32", "via", "198.18.\(net2).2", "dev", "v2\(id)", "table", "102"])
+                devices += [(car, "v2\(id)"), (srv, "w2\(id)")]
+            }
+            // Until the kernel's link watcher has run, a device keeps the noop qdisc and drops what is sent.
+            for (ns, dev) in devices {
+                for _ in 0..<250 {
+                    let show = try sh(["ip", "-n", ns, "link", "show", dev]).output
+                    if show.contains("state UP") && !show.contains("qdisc noop") { break }
+                    usleep(20_000)
+                }
             }
             _ = try spawn(srv, ["python3", "-m", "http.server", "8080", "--bind", server, "--directory", dir.appendingPathComponent("www").path])
             _ = try spawn(srv, [ConverterRootTests.wayside.path, "convert", "--listen", "\(server):7000"], log: converterLog)
@@ -138,10 +158,10 @@ struct ConverterRootTests {
         }
     }
 
-    func withTestbed(_ body: (Testbed) throws -> Void) throws {
+    func withTestbed(twoPaths: Bool = false, _ body: (Testbed) throws -> Void) throws {
         let t = try Testbed()
         defer { t.tearDown() }
-        try t.start()
+        try t.start(twoPaths: twoPaths)
         try body(t)
     }
 
@@ -170,6 +190,54 @@ struct ConverterRootTests {
             // The client removed its table on SIGTERM.
             let left = try Self.sh(["ip", "netns", "exec", t.car, "nft", "list", "ruleset"]).output
             #expect(!left.contains("wayside_convert_") && !left.contains("WS_"), "\(left)")
+        }
+    }
+
+    /// Silent outages of each roadside unit's path in turn (nftables drops in the car's
+    /// namespace) during a rate-limited download: the carrier's MPTCP subflows take over
+    /// and curl still gets every byte.
+    @Test func aDownloadSurvivesCoverageSwitchingBetweenTwoRoadsideUnits() throws {
+        try withTestbed(twoPaths: true) { t in
+            let original = try file(t, bytes: 3_000_000)
+            let got = t.dir.appendingPathComponent("got.bin")
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            curl.arguments = ["ip", "netns", "exec", t.car, "curl", "-sS", "--max-time", "60", "--limit-rate", "1M",
+                              "-o", got.path, "http://\(t.server):8080/file.bin"]
+            try curl.run()
+            t.processes.append(curl)
+            let drop = "wsdrop\(t.id)"
+            func outage(of net: Int) throws {
+                let script = """
+                table ip \(drop) {
+                    chain o { type filter hook output priority 0; ip saddr 198.18.\(net).1 drop; }
+                    chain i { type filter hook input priority 0; ip daddr 198.18.\(net).1 drop; }
+                }
+                """
+                let f = t.dir.appendingPathComponent("drop.nft")
+                try script.write(to: f, atomically: true, encoding: .utf8)
+                try Self.sh(["ip", "netns", "exec", t.car, "nft", "-f", f.path])
+            }
+            func coverageBack() throws { try Self.sh(["ip", "netns", "exec", t.car, "nft", "delete", "table", "ip", drop]) }
+            usleep(700_000)
+            try outage(of: t.net)       // roadside unit 1 out of range
+            usleep(1_000_000)
+            try coverageBack()
+            usleep(300_000)
+            try outage(of: t.net2)      // handover back: roadside unit 2 out of range
+            usleep(1_000_000)
+            try coverageBack()
+            curl.waitUntilExit()
+            #expect(curl.terminationStatus == 0)
+            #expect(try Data(contentsOf: got) == original)
+            // The carrier really had a second subflow (MP_JOIN accepted at the converter's side).
+            let mib = try Self.sh(["ip", "netns", "exec", t.srv, "nstat", "-asz", "MPTcpExtMPJoinAckRx"]).output
+            let line = mib.split(separator: "\n").first { $0.hasPrefix("MPTcpExtMPJoinAckRx") } ?? ""
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            #expect(fields.count >= 2 && (Int(fields[1]) ?? 0) >= 1, "\(mib)")
+            let (server, client, serverLog, _) = t.stopSides()
+            #expect(server == 0 && client == 0)
+            #expect(serverLog.contains("accepted 1, relayed 1,"), "\(serverLog)")
         }
     }
 
