@@ -6,7 +6,7 @@ CONFIG       ?= release
 BIN          := .build/$(CONFIG)/wayside
 # Packages every build needs, and those the tests and benchmarks need beyond them.
 BUILD_DEBS   := libnl-3-dev libnl-route-3-dev pkg-config iproute2
-TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool curl python3 iptables
+TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool curl python3 iptables mptcpize
 
 .PHONY: run test bench fuzz build deps test-deps clean test-netem
 

@@ -93,7 +93,9 @@ struct ConverterRootTests {
         }
 
         /// Namespaces, veth (waits for carrier), HTTP server, converter, client.
-        func start(twoPaths: Bool = false) throws {
+        /// `mptcpizeInstead`: no converter; the server and curl run under `mptcpize run`
+        /// (kernel MPTCP for unmodified programs, the baseline of issue 9).
+        func start(twoPaths: Bool = false, mptcpizeInstead: Bool = false) throws {
             guard FileManager.default.isExecutableFile(atPath: ConverterRootTests.wayside.path) else {
                 throw TestFailure(description: "\(ConverterRootTests.wayside.path) is missing: run `swift build --build-tests` first")
             }
@@ -129,7 +131,9 @@ struct ConverterRootTests {
                     usleep(20_000)
                 }
             }
-            _ = try spawn(srv, ["python3", "-m", "http.server", "8080", "--bind", server, "--directory", dir.appendingPathComponent("www").path])
+            let wrap = mptcpizeInstead ? ["mptcpize", "run"] : []
+            _ = try spawn(srv, wrap + ["python3", "-m", "http.server", "8080", "--bind", server, "--directory", dir.appendingPathComponent("www").path])
+            if mptcpizeInstead { return try waitListening(srv, port: 8080) }
             _ = try spawn(srv, [ConverterRootTests.wayside.path, "convert", "--listen", "\(server):7000"], log: converterLog)
             _ = try spawn(car, [ConverterRootTests.wayside.path, "convert", "--client", "--converter", "\(server):7000",
                                 "--redirect-port", "7001", "--run", id], log: clientLog)
@@ -144,8 +148,8 @@ struct ConverterRootTests {
             throw TestFailure(description: "the client's nftables table never appeared")
         }
 
-        func curl(_ url: String, to file: URL? = nil) throws -> Int32 {
-            try sh(["ip", "netns", "exec", car, "curl", "-sS", "--max-time", "60", "-o", file?.path ?? "/dev/null", url], check: false).status
+        func curl(_ url: String, to file: URL? = nil, mptcpize: Bool = false) throws -> Int32 {
+            try sh(["ip", "netns", "exec", car] + (mptcpize ? ["mptcpize", "run"] : []) + ["curl", "-sS", "--max-time", "60", "-o", file?.path ?? "/dev/null", url], check: false).status
         }
 
         /// SIGTERM to the converter and the client; their exit statuses and logs.
@@ -158,10 +162,10 @@ struct ConverterRootTests {
         }
     }
 
-    func withTestbed(twoPaths: Bool = false, _ body: (Testbed) throws -> Void) throws {
+    func withTestbed(twoPaths: Bool = false, mptcpizeInstead: Bool = false, _ body: (Testbed) throws -> Void) throws {
         let t = try Testbed()
         defer { t.tearDown() }
-        try t.start(twoPaths: twoPaths)
+        try t.start(twoPaths: twoPaths, mptcpizeInstead: mptcpizeInstead)
         try body(t)
     }
 
@@ -238,6 +242,26 @@ struct ConverterRootTests {
             let (server, client, serverLog, _) = t.stopSides()
             #expect(server == 0 && client == 0)
             #expect(serverLog.contains("accepted 1, relayed 1,"), "\(serverLog)")
+        }
+    }
+
+    static func counter(_ t: Testbed, _ name: String) throws -> Int {
+        let mib = try sh(["ip", "netns", "exec", t.srv, "nstat", "-asz", name]).output
+        let line = mib.split(separator: "\n").first { $0.hasPrefix(name) } ?? ""
+        let fields = line.split(whereSeparator: \.isWhitespace)
+        return fields.count >= 2 ? Int(fields[1]) ?? 0 : 0
+    }
+
+    /// The kernel baseline for the same programs: curl and the HTTP server under
+    /// `mptcpize run` (LD_PRELOAD turning their TCP sockets into IPPROTO_MPTCP), no converter.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mptcpize"), "needs mptcpize (Debian package mptcpize)"))
+    func mptcpizedCurlIsTheKernelBaseline() throws {
+        try withTestbed(mptcpizeInstead: true) { t in
+            let original = try file(t, bytes: 1_000_000)
+            let got = t.dir.appendingPathComponent("got.bin")
+            #expect(try t.curl("http://\(t.server):8080/file.bin", to: got, mptcpize: true) == 0)
+            #expect(try Data(contentsOf: got) == original)
+            #expect(try Self.counter(t, "MPTcpExtMPCapableACKRX") == 1)
         }
     }
 
