@@ -178,11 +178,16 @@ public final class ConvertClient: @unchecked Sendable {
     private func holdSyns(_ hold: SynHold) {
         while !isStopping {
             for syn in hold.receive(timeoutMilliseconds: 200) {
-                let state: Pending? = pendingLock.locked {
+                // Beyond the connection limit a SYN is not held: it goes on, and the listener resets it.
+                let state: Pending?? = pendingLock.locked {
                     let s = pending[syn.source]
-                    if s == nil { pending[syn.source] = .opening }
-                    return s
+                    if s == nil {
+                        guard pending.count < settings.maximumConnections else { return .none }
+                        pending[syn.source] = .opening
+                    }
+                    return .some(s)
                 }
+                guard let state else { hold.verdict(syn.id, SynHold.verdictAccept); continue }
                 switch state {
                 case .ready?: hold.verdict(syn.id, SynHold.verdictAccept)   // a retransmitted SYN
                 case .opening?: hold.verdict(syn.id, SynHold.verdictDrop)   // still opening: the program retransmits

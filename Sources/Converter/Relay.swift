@@ -57,7 +57,11 @@ public final class Relay: @unchecked Sendable {
             ending = e
             return true
         }
-        if first { var one: UInt8 = 1; _ = Glibc.write(cancelPipe.write, &one, 1) }
+        guard first else { return }
+        var one: UInt8 = 1
+        _ = Glibc.write(cancelPipe.write, &one, 1)
+        // A stream that only blocks cannot see the cancel pipe: aborting it wakes its read or write.
+        if e != .closed { for s in [a, b] where s.pollDescriptor == nil { s.abort() } }
     }
 
     private var cancelled: Bool { lock.locked { ending != nil } }
@@ -85,7 +89,7 @@ public final class Relay: @unchecked Sendable {
             guard write(start[...], to: to, fromName: fromName) else { return }
         }
         while !cancelled {
-            switch waitFor(from.pollDescriptor, events: Int16(POLLIN)) {
+            switch from.pollDescriptor.map({ waitFor($0, events: Int16(POLLIN)) }) ?? .ready {
             case .cancelled: return
             case .failed: finish(.reset(side: fromName)); return
             case .ready: break
@@ -111,7 +115,9 @@ public final class Relay: @unchecked Sendable {
                 finish(.reset(side: fromName == nameA ? nameB : nameA)); return false
             }
             if n > 0 { rest = rest.dropFirst(n); continue }
-            switch waitFor(to.pollDescriptor, events: Int16(POLLOUT)) {
+            // A blocking stream that took nothing is broken: treat it as reset rather than spin.
+            guard let fd = to.pollDescriptor else { finish(.reset(side: fromName == nameA ? nameB : nameA)); return false }
+            switch waitFor(fd, events: Int16(POLLOUT)) {
             case .cancelled: return false
             case .failed, .ready: continue  // the next send reports the error, if any
             }

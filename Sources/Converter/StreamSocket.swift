@@ -69,9 +69,12 @@ public enum KernelTransport: Sendable {
 /// stack's connection joins through an adapter (docs/CONVERTER.md).
 public protocol ByteStream: AnyObject, Sendable {
     /// A descriptor that polls readable when `read` would not block (data, end of
-    /// stream or error) and writable when `writeSome` would take bytes.
-    var pollDescriptor: Int32 { get }
-    /// As many of `bytes` as fit now without blocking; 0 when none do.
+    /// stream or error) and writable when `writeSome` would take bytes; nil for a
+    /// stream that only blocks (the Swift stack's `StackSocket`): its `read` and
+    /// `writeSome` may block, and `abort` must wake them.
+    var pollDescriptor: Int32? { get }
+    /// As many of `bytes` as fit now without blocking; 0 when none do. A stream
+    /// without a poll descriptor blocks until it took them all.
     func writeSome(_ bytes: UnsafeRawBufferPointer) throws -> Int
     /// Up to `buffer.count` bytes; 0 at the end of the stream.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
@@ -98,7 +101,7 @@ public final class StreamSocket: ByteStream, @unchecked Sendable {
     init(fd: Int32) { self.fd = fd }
     deinit { close() }
 
-    public var pollDescriptor: Int32 { fd }
+    public var pollDescriptor: Int32? { fd }
 
     static func check(_ r: Int32, _ op: String, _ context: String) throws {
         if r < 0 { throw ConverterSocketError(operation: op, context: context, errno: errno) }

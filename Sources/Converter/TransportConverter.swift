@@ -30,9 +30,10 @@ public func readConvertMessage(from stream: ByteStream, timeoutMilliseconds: Int
         let progress: ConvertDecodeProgress
         do throws(ConvertDecodeError) { progress = try ConvertMessage.decode(received[...]) } catch { throw ConvertExchangeError.malformed(error) }
         if case let .message(m, consumed) = progress { return (m, Array(received[consumed...])) }
-        var p = pollfd(fd: stream.pollDescriptor, events: Int16(POLLIN), revents: 0)
+        // A stream without a poll descriptor is read blocking: its own timeouts apply.
+        var p = pollfd(fd: stream.pollDescriptor ?? -1, events: Int16(POLLIN), revents: 0)
         let step = 100
-        let r = poll(&p, 1, Int32(step))
+        let r = stream.pollDescriptor == nil ? 1 : poll(&p, 1, Int32(step))
         if r < 0 && errno != EINTR { throw ConvertExchangeError.endedEarly(received: received.count) }
         if r <= 0 {
             waited += step
