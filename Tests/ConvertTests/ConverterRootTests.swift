@@ -322,8 +322,15 @@ struct ConverterRootTests {
         return out.split(separator: ",").compactMap { UInt8($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// Open descriptors of the converter process (`ip netns exec` execs it: same pid).
+    static func descriptors(_ t: Testbed) -> Int {
+        guard let converter = t.processes.first(where: { $0.arguments?.contains("--listen") == true }) else { return -1 }
+        return (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(converter.processIdentifier)/fd").count) ?? -1
+    }
+
     @Test func malformedAndOversizedTLVsAreLoggedAndClosedWithoutLeaks() throws {
         try withTestbed { t in
+            let before = Self.descriptors(t)
             // A TLV of Length 0.
             #expect(try exchange(t, [1, 2, 0, 0, 10, 0, 0, 0]) == [1, 2, 0, 0, 30, 1, 1, 0])
             // A Connect TLV with 48 bytes of TCP options (oversized).
@@ -335,6 +342,14 @@ struct ConverterRootTests {
             // A destination outside 198.18.0.0/15: Not Authorized.
             let outside = ConvertMessage([.connect(ConvertDestination(ipv4: 0x0A00_0001, port: 80), tcpOptions: [])]).encode()!
             #expect(try exchange(t, outside) == [1, 2, 0, 0, 30, 1, 32, 0])
+            // Every connection was closed: no descriptor left behind.
+            var after = -1
+            for _ in 0..<100 {
+                after = Self.descriptors(t)
+                if after == before { break }
+                usleep(20_000)
+            }
+            #expect(before > 0 && after == before, "descriptors before \(before), after \(after)")
             // The converter still works.
             _ = try file(t, bytes: 1000)
             #expect(try t.curl("http://\(t.server):8080/file.bin") == 0)
