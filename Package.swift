@@ -94,7 +94,11 @@ let package = Package(
 
         // The transport converter (issue 9): carriers to the converter (kernel MPTCP today),
         // the server-side converter, the client-side redirect (nftables, SO_ORIGINAL_DST), relays.
-        .target(name: "Converter", dependencies: ["Convert"]),
+        .target(name: "Converter", dependencies: ["Convert", "Stack", "Core"]),
+        // Kernel interfaces of the Swift stack's runtime: TUN, ioctl, epoll, timerfd, eventfd, rtnetlink.
+        .target(name: "CStack"),
+        // The Swift stack on a TUN device: pure demultiplexing core + one event-loop thread, socket-like API.
+        .target(name: "Stack", dependencies: ["CStack", "Core", "Wire", "TCP", "MPTCP", "Analysis", "Traffic"]),
 
         // The command line: thin, calls the libraries.
         .executableTarget(
@@ -122,7 +126,9 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Report", "Core"]),
         .testTarget(name: "TrafficTests", dependencies: ["Traffic", "Analysis", "Core"]),
         .testTarget(name: "RunTests", dependencies: ["wayside"]),
-        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Converter"]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Converter", "Stack", "Netlink", "Core"]),
+        .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),
     ],
     swiftLanguageModes: [.v5]

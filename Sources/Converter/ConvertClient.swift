@@ -144,32 +144,8 @@ public final class ConvertClient: @unchecked Sendable {
         table.release(id) { $0.relayed += 1 }
     }
 
-    struct OpenFailure: Error {
-        var line: String
-        var code: ConvertErrorCode?
-    }
-
-    /// A carrier to the converter that has sent the Connect TLV for `destination`
-    /// and received a success answer; with the bytes the server sent after it.
-    func open(_ destination: IPv4Endpoint, early: [UInt8]) -> Result<(ByteStream, [UInt8]), OpenFailure> {
-        let carrier: ByteStream
-        do { carrier = try dialer.connect(to: settings.converter) } catch {
-            return .failure(OpenFailure(line: "carrier (\(dialer.name)) to converter \(settings.converter): \(error)"))
-        }
-        do { try carrier.writeAll(ConvertMessage([.connect(destination.convertDestination, tcpOptions: [])]).encode()! + early) } catch {
-            carrier.abort()
-            return .failure(OpenFailure(line: "sending the Convert message: \(error)"))
-        }
-        let answer: ConvertMessage, fromServer: [UInt8]
-        do { (answer, fromServer) = try readConvertMessage(from: carrier, timeoutMilliseconds: settings.answerTimeoutMilliseconds) } catch {
-            carrier.abort()
-            return .failure(OpenFailure(line: "converter's answer: \(error)"))
-        }
-        if let (code, value) = answer.error {
-            carrier.close()
-            return .failure(OpenFailure(line: "converter answered \(code) (value \(value))", code: code))
-        }
-        return .success((carrier, fromServer))
+    func open(_ destination: IPv4Endpoint, early: [UInt8]) -> Result<(ByteStream, [UInt8]), CarrierOpenFailure> {
+        openCarrier(dialer, to: settings.converter, for: destination, early: early, timeoutMilliseconds: settings.answerTimeoutMilliseconds)
     }
 
     /// The nfqueue loop: each new SYN waits while a carrier opens for its
@@ -233,4 +209,36 @@ public final class ConvertClient: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
+}
+
+/// Why a carrier could not be opened for a destination; `code` when the converter answered with an Error TLV.
+public struct CarrierOpenFailure: Error, CustomStringConvertible {
+    public var line: String
+    public var code: ConvertErrorCode?
+    public var description: String { line }
+}
+
+/// A carrier to `converter` that has sent the Connect TLV for `destination`
+/// (with `early`, the 0-RTT data, in the same write: RFC 8803 §5) and received
+/// a success answer; with the bytes the destination sent after that answer.
+public func openCarrier(_ dialer: CarrierDialer, to converter: IPv4Endpoint, for destination: IPv4Endpoint,
+                        early: [UInt8], timeoutMilliseconds: Int) -> Result<(ByteStream, [UInt8]), CarrierOpenFailure> {
+    let carrier: ByteStream
+    do { carrier = try dialer.connect(to: converter) } catch {
+        return .failure(CarrierOpenFailure(line: "carrier (\(dialer.name)) to converter \(converter): \(error)"))
+    }
+    do { try carrier.writeAll(ConvertMessage([.connect(destination.convertDestination, tcpOptions: [])]).encode()! + early) } catch {
+        carrier.abort()
+        return .failure(CarrierOpenFailure(line: "sending the Convert message: \(error)"))
+    }
+    let answer: ConvertMessage, fromServer: [UInt8]
+    do { (answer, fromServer) = try readConvertMessage(from: carrier, timeoutMilliseconds: timeoutMilliseconds) } catch {
+        carrier.abort()
+        return .failure(CarrierOpenFailure(line: "converter's answer: \(error)"))
+    }
+    if let (code, value) = answer.error {
+        carrier.close()
+        return .failure(CarrierOpenFailure(line: "converter answered \(code) (value \(value))", code: code))
+    }
+    return .success((carrier, fromServer))
 }

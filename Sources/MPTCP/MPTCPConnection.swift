@@ -437,7 +437,10 @@ public struct MPTCPConnection: Sendable {
                 _ = snd.acknowledge(target, window: configuration.receiveBuffer, counters: &ownCounters)
             }
             // A DATA_FIN cannot be signalled without options: TCP's FIN carries it.
-            if snd.dataFINSequenceNumber != nil, snd.bufferedBytes == 0, s.tcp.state == .established { s.tcp.close() }
+            // The peer may have closed first (CLOSE-WAIT): our FIN still follows our data.
+            if snd.dataFINSequenceNumber != nil, snd.bufferedBytes == 0, s.tcp.state == .established || s.tcp.state == .closeWait {
+                s.tcp.close()
+            }
             sender = snd
         }
         // Joins become usable after their handshake.
@@ -587,7 +590,10 @@ public struct MPTCPConnection: Sendable {
             let chosen = scheduler.subflows(for: snapshots, queuedBytes: snd.unsentBytes)
             guard let first = chosen.first, let snap = snapshots.first(where: { $0.id == first }) else { break }
             let mss = snap.maximumSegmentSize
-            let room = min(snap.space, configuration.chunkSegments * mss, subflows[first]!.tcp.sendBufferSpace)
+            // One segment more than the window has room for: the engine then stops
+            // because of its congestion window, not for want of data, and so may
+            // grow it (RFC 7661 §4.1 keeps a window that is not used from growing).
+            let room = min(snap.space + mss, configuration.chunkSegments * mss, subflows[first]!.tcp.sendBufferSpace)
             let length = room >= mss ? room / mss * mss : room
             guard length > 0, let chunk = snd.nextChunk(for: first, maximumLength: length) else { break }
             for id in chosen {
