@@ -6,7 +6,7 @@ CONFIG       ?= release
 BIN          := .build/$(CONFIG)/wayside
 # Packages every build needs, and those the tests and benchmarks need beyond them.
 BUILD_DEBS   := libnl-3-dev libnl-route-3-dev pkg-config iproute2
-TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool
+TEST_DEBS    := $(BUILD_DEBS) nftables tshark ethtool curl python3 iptables mptcpize
 
 .PHONY: run test bench fuzz build deps test-deps clean test-netem netem-guest
 
@@ -70,6 +70,9 @@ fuzz:
 	mkdir -p .build/fuzz-corpus fuzz-artifacts
 	Fuzz/.build/release/PacketParserFuzzer -runs=$(FUZZ_RUNS) -max_len=2048 -print_final_stats=1 \
 		-artifact_prefix=fuzz-artifacts/ .build/fuzz-corpus Fuzz/corpus
+	mkdir -p .build/fuzz-corpus-convert
+	Fuzz/.build/release/ConvertFuzzer -runs=$(FUZZ_RUNS) -max_len=1100 -print_final_stats=1 \
+		-artifact_prefix=fuzz-artifacts/convert- .build/fuzz-corpus-convert Fuzz/corpus-convert
 
 clean:
 	rm -rf .build Fuzz/.build

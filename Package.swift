@@ -99,6 +99,11 @@ let package = Package(
         // Sweeps (docs/SWEEPS.md): sweep files expanded into runs, shards, summaries,
         // baselines and regression checks; the CLI runs them.
         .target(name: "Sweep", dependencies: ["Core", "Config", "Analysis", "Report"]),
+        // The 0-RTT TCP Convert Protocol (RFC 8803) wire format: fixed header and TLVs. Pure.
+        .target(name: "Convert"),
+        // The transport converter (issue 9): carriers to the converter (kernel MPTCP today),
+        // the server-side converter, the client-side redirect (nftables, SO_ORIGINAL_DST), relays.
+        .target(name: "Converter", dependencies: ["Convert", "Stack", "Core"]),
         // Kernel interfaces of the Swift stack's runtime: TUN, ioctl, epoll, timerfd, eventfd, rtnetlink.
         .target(name: "CStack"),
         // The Swift stack on a TUN device: pure demultiplexing core + one event-loop thread, socket-like API.
@@ -111,7 +116,7 @@ let package = Package(
                 "Core", "Wire", "TCP", "Simulation", "Testbed", "Mobility", "Config", "Netlink",
                 "Analysis", "Report", "Traffic",
                 "LinkModel", "TCPSimulation", "Emulator", "MPTCP", "MPTCPSimulation", "ExperimentSimulation",
-                "Sweep", "Stack",
+                "Sweep", "Stack", "Convert", "Converter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -136,6 +141,7 @@ let package = Package(
         // The Swift stack placed by the testbed against Linux kernel MPTCP and TCP (issue 5).
         .testTarget(name: "StackInteropTests", dependencies: ["Stack", "Testbed", "Netlink", "Traffic", "MPTCP", "Core",
                                                               .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Converter", "Stack", "Netlink", "Core"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "MPTCP", "TCP", "Wire", "Core", "Analysis", "Traffic", "Netlink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "EmulatorTests", dependencies: ["Emulator", "Testbed", "LinkModel", "Netlink", "Core", "CEmulator"]),

@@ -13,6 +13,9 @@ let package = Package(
     targets: [
         .target(name: "Wire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "PacketParserFuzzer", dependencies: ["Wire"]),
+        // RFC 8803 Convert messages; `Sources/Convert` is a symlink to the main package's.
+        .target(name: "Convert"),
+        .executableTarget(name: "ConvertFuzzer", dependencies: ["Convert"]),
     ],
     swiftLanguageModes: [.v5]
 )

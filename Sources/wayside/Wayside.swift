@@ -19,6 +19,7 @@ struct Wayside: ParsableCommand {
             PlanCommand.self, UpCommand.self, DownCommand.self, ExecCommand.self, ListCommand.self, CleanupCommand.self,
             AnalyzeCommand.self,
             NodeCommand.self,
+            ConvertCommand.self,
             SimulateTCPCommand.self,
             BenchCommand.self,
             EmulateCommand.self,
