@@ -643,7 +643,9 @@ public struct MPTCPConnection: Sendable {
         let unacked = s.tcp.unacknowledgedBytes
         // Progress: the subflow's cumulative acknowledged bytes grew, or it was idle.
         let acknowledged = s.written - unacked
-        if acknowledged > s.lastUnacknowledged || unacked == 0 {
+        // A closed peer window is no dead path: the peer answers the window
+        // probes (RFC 9293 §3.8.6.1), it only cannot take more yet.
+        if acknowledged > s.lastUnacknowledged || unacked == 0 || s.tcp.sendWindow == 0 {
             s.lastProgress = now
             s.timeoutsAtProgress = s.tcp.counters.retransmissionTimeouts
         }
