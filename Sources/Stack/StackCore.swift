@@ -388,11 +388,23 @@ public struct StackCore: Sendable {
             label = named.count == 0 ? named.label : "\(named.label)-\(named.count + 1)"
             listenerLabels[syn.destinationPort] = (named.label, named.count + 1)
         }
-        if let (c, actions) = MPTCPConnection.accept(syn: syn, tuple: tuple, configuration: mptcp, seed: connectionSeed(id), now: now) {
+        // RFC 8684 §3.4.1: the passive side announces its other addresses (ADD_ADDR)
+        // once established, so that the peer's path manager can join to them.
+        let arrival = paths.firstIndex(where: { $0.address == tuple.localAddress })
+        var accepted = mptcp
+        for j in paths.indices where j != arrival && pathUp[j] {
+            if let a = IPv4Address(bytes: paths[j].address) {
+                accepted.announcedAddresses.append(AnnouncedAddress(id: UInt8(truncatingIfNeeded: j + 1), address: .v4(a)))
+            }
+        }
+        if let (c, actions) = MPTCPConnection.accept(syn: syn, tuple: tuple, configuration: accepted, seed: connectionSeed(id), now: now) {
             var r = Record(mptcp: c, label: label, role: .passive)
             r.listenerPort = syn.destinationPort
             r.lastService = now
-            if let p = paths.firstIndex(where: { $0.address == tuple.localAddress }) { r.addressIDs[p] = 0 }
+            if let p = arrival {
+                r.addressIDs[p] = 0
+                for j in paths.indices where j != p { r.addressIDs[j] = UInt8(truncatingIfNeeded: j + 1) }
+            }
             records[id] = r
             byTuple[tuple] = id
             perform(actions, connection: id)

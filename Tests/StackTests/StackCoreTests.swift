@@ -222,6 +222,29 @@ struct Transfer {
         #expect(info.subflows.contains { $0.path == "car-rsu2" && $0.established })
     }
 
+    /// Downlink as in `wayside run`: the server opens the connection to the car's
+    /// first address; the car, passive and multi-homed, announces its second
+    /// address (ADD_ADDR, RFC 8684 §3.4.1) and the server's fullmesh joins it.
+    @Test func passiveMultihomedSideAnnouncesItsOtherAddressAndThePeerJoins() throws {
+        var car = clientCore(paths: 2)
+        try car.listen(port: 5201, label: "dl0")
+        var configuration = MPTCPConfiguration()
+        configuration.pathManager = "fullmesh"
+        let server = StackCore(paths: [StackCorePath(address: serverAddress, label: "server-eth0")], mptcp: configuration, seed: 11)
+        var s = server
+        let id = try s.connect(to: clientA, port: 5201, now: .zero)
+        var w = BackToBack(s, car)
+        var t = Transfer(data: payload(1_000_000, seed: 4), clientID: id, closeAfterSubflows: 2)
+        let ok = w.run(for: .seconds(30)) { w in
+            t.pump(&w)
+            return w.a.state(id) == .closed && t.serverID.flatMap { w.b.state($0) } == .closed
+        }
+        #expect(ok, "the server never had two subflows: the car did not announce its second address")
+        #expect(sha(t.received) == sha(t.data))
+        let info = try #require(w.a.info(id))
+        #expect(info.subflows.contains { $0.established && $0.remote.hasPrefix("198.18.11.1") })
+    }
+
     /// The join is up before the first byte is written, so the first data may
     /// leave on the join: the initial subflow must then map its first data with
     /// a DSS, not with MP_CAPABLE's data form (which means IDSN + 1, RFC 8684 §3.1).
