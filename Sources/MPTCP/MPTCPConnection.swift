@@ -289,7 +289,20 @@ public struct MPTCPConnection: Sendable {
         case let .localAddressUp(a, _): localAddresses[a.id] = address ?? a.address.bytes
         default: break
         }
-        guard var pm = pathManager else { return service(now: now) }
+        guard var pm = pathManager else {
+            // §3.4.1/§3.4.2: the passive side has no path manager of its own; it
+            // announces an address that comes up (the peer may join it) and
+            // withdraws one that goes, as Linux's in-kernel PM does for `signal` endpoints.
+            if role == .passive, signals != nil, !isClosed {
+                switch event {
+                case let .localAddressUp(a, _) where a.id != 0: signals!.announce(a, now: now, counters: &ownCounters)
+                case let .localAddressDown(id) where id != 0: signals!.withdraw(ids: [id], counters: &ownCounters)
+                default: break
+                }
+                return flushSignals(now: now) + service(now: now)
+            }
+            return service(now: now)
+        }
         let actions = pm.handle(event, now: now)
         pathManager = pm
         return perform(actions, now: now) + service(now: now)

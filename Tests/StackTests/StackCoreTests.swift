@@ -245,6 +245,31 @@ struct Transfer {
         #expect(info.subflows.contains { $0.established && $0.remote.hasPrefix("198.18.11.1") })
     }
 
+    /// As on a drive: the car's second path is down when the server connects and
+    /// comes up once data flows; the passive car announces it then and the server joins it.
+    @Test func passiveSideAnnouncesAPathThatComesUpLater() throws {
+        var car = clientCore(paths: 2)
+        car.setPath(1, up: false, now: .zero)
+        try car.listen(port: 5201, label: "dl0")
+        var configuration = MPTCPConfiguration()
+        configuration.pathManager = "fullmesh"
+        var server = StackCore(paths: [StackCorePath(address: serverAddress, label: "server-eth0")], mptcp: configuration, seed: 11)
+        let id = try server.connect(to: clientA, port: 5201, now: .zero)
+        var w = BackToBack(server, car)
+        var t = Transfer(data: payload(1_000_000, seed: 5), clientID: id, closeAfterSubflows: 2)
+        var raised = false
+        let ok = w.run(for: .seconds(30)) { w in
+            // Up once data flows (the connection is established without it).
+            if !raised && t.received.count > 0 { w.b.setPath(1, up: true, now: w.now); raised = true }
+            t.pump(&w)
+            return w.a.state(id) == .closed && t.serverID.flatMap { w.b.state($0) } == .closed
+        }
+        let carCounters = t.serverID.flatMap { w.b.info($0)?.counters }
+        #expect(ok, "the server never joined the car's second path after it came up: car sent \(carCounters?.addAddressesSent ?? -1) ADD_ADDR, server received \(w.a.info(id)?.counters?.addAddressesReceived ?? -1), server joins \(w.a.info(id)?.counters?.joinsEstablished ?? -1)")
+        #expect(sha(t.received) == sha(t.data))
+        #expect(try #require(w.a.info(id)).subflows.contains { $0.established && $0.remote.hasPrefix("198.18.11.1") })
+    }
+
     /// The join is up before the first byte is written, so the first data may
     /// leave on the join: the initial subflow must then map its first data with
     /// a DSS, not with MP_CAPABLE's data form (which means IDSN + 1, RFC 8684 §3.1).
