@@ -1,3 +1,4 @@
+import ArgumentParser
 import Config
 import Core
 import Foundation
@@ -48,6 +49,21 @@ struct Experiment {
     static var pathManagerNames: [String] { ["subflow"] + PathManagers.names }
     static var congestionControlNames: [String] {
         CongestionControlAlgorithm.allCases.map(\.rawValue) + CoupledAlgorithm.allCases.filter { $0 != .uncoupled }.map(\.rawValue)
+    }
+
+    /// A congestion control name as the Swift stack applies it: `lia`, `olia`,
+    /// `balia` couple the subflows; `cubic`, `reno` run them uncoupled on that
+    /// algorithm. Nil for a name that is neither.
+    static func congestionControl(named name: String) -> (coupled: CoupledAlgorithm?, uncoupled: CongestionControlAlgorithm?)? {
+        if let c = CoupledAlgorithm(rawValue: name), c != .uncoupled { return (c, nil) }
+        if let cc = CongestionControlAlgorithm(rawValue: name) { return (nil, cc) }
+        return nil
+    }
+
+    /// `value` when it is one of `names`; else the flag's error naming them.
+    static func choice(_ value: String, of names: [String], flag: String) throws -> String {
+        guard names.contains(value) else { throw ValidationError("\(flag): '\(value)' is not one of \(names.joined(separator: ", "))") }
+        return value
     }
 
     /// Sets the path manager from a name: `subflow` is kernel MPTCP's (the Swift

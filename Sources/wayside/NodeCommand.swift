@@ -263,27 +263,14 @@ struct SwiftStackOptions: ParsableArguments {
             throw ValidationError("--backup-interface: '\(b)' is not the interface of any --stack-address")
         }
         var mptcp = MPTCPConfiguration()
-        if let pathManager {
-            guard PathManagers.names.contains(pathManager) else {
-                throw ValidationError("--path-manager: '\(pathManager)' is not one of \(PathManagers.names.joined(separator: ", "))")
-            }
-            mptcp.pathManager = pathManager
-        }
-        if let scheduler {
-            guard Schedulers.names.contains(scheduler) else {
-                throw ValidationError("--scheduler: '\(scheduler)' is not one of \(Schedulers.names.joined(separator: ", "))")
-            }
-            mptcp.scheduler = scheduler
-        }
+        if let pathManager { mptcp.pathManager = try Experiment.choice(pathManager, of: PathManagers.names, flag: "--path-manager") }
+        if let scheduler { mptcp.scheduler = try Experiment.choice(scheduler, of: Schedulers.names, flag: "--scheduler") }
         if let congestionControl {
-            // cubic/reno: uncoupled subflows on that algorithm; lia/olia/balia: coupled (NewReno underneath).
-            if let c = CoupledAlgorithm(rawValue: congestionControl), c != .uncoupled {
-                mptcp.coupledCongestionControl = c
-            } else if let cc = CongestionControlAlgorithm(rawValue: congestionControl) {
-                mptcp.tcp.congestionControl = cc
-            } else {
+            guard let cc = Experiment.congestionControl(named: congestionControl) else {
                 throw ValidationError("--congestion-control: '\(congestionControl)' is not one of \(Experiment.congestionControlNames.joined(separator: ", "))")
             }
+            if let c = cc.coupled { mptcp.coupledCongestionControl = c }
+            if let u = cc.uncoupled { mptcp.tcp.congestionControl = u }
         }
         var c = StackConfiguration(tunName: tun, paths: paths, mptcp: mptcp, seed: seed ?? UInt64(truncatingIfNeeded: RunClock.monotonicNanoseconds()))
         c.pcapPath = pcap

@@ -145,23 +145,10 @@ struct RunCommand: ParsableCommand {
         if let pathManager, !e.setPathManager(pathManager) {
             throw ValidationError("--path-manager: '\(pathManager)' is not one of \(Experiment.pathManagerNames.joined(separator: ", "))")
         }
-        if let swiftPathManager {
-            guard PathManagers.names.contains(swiftPathManager) else {
-                throw ValidationError("--swift-path-manager: '\(swiftPathManager)' is not one of \(PathManagers.names.joined(separator: ", "))")
-            }
-            e.swiftPathManager = swiftPathManager
-        }
-        if let scheduler {
-            guard Schedulers.names.contains(scheduler) else {
-                throw ValidationError("--scheduler: '\(scheduler)' is not one of \(Schedulers.names.joined(separator: ", "))")
-            }
-            e.scheduler = scheduler
-        }
+        if let swiftPathManager { e.swiftPathManager = try Experiment.choice(swiftPathManager, of: PathManagers.names, flag: "--swift-path-manager") }
+        if let scheduler { e.scheduler = try Experiment.choice(scheduler, of: Schedulers.names, flag: "--scheduler") }
         if let congestionControl {
-            guard Experiment.congestionControlNames.contains(congestionControl) else {
-                throw ValidationError("--congestion-control: '\(congestionControl)' is not one of \(Experiment.congestionControlNames.joined(separator: ", "))")
-            }
-            e.congestionControl = congestionControl
+            e.congestionControl = try Experiment.choice(congestionControl, of: Experiment.congestionControlNames, flag: "--congestion-control")
         }
         if let seed { e.seed = seed }
         if let duration {

@@ -91,10 +91,9 @@ enum SimulatedRun {
         s.size = e.size
         s.pathManager = e.swiftPathManager
         s.scheduler = e.scheduler
-        if let coupled = CoupledAlgorithm(rawValue: e.congestionControl), coupled != .uncoupled {
-            s.coupling = coupled
-        } else if let cc = CongestionControlAlgorithm(rawValue: e.congestionControl) {
-            s.congestionControl = cc
+        if let cc = Experiment.congestionControl(named: e.congestionControl) {
+            if let c = cc.coupled { s.coupling = c }
+            if let u = cc.uncoupled { s.congestionControl = u }
         }
         s.attributes = ["topology": prepared.topologyName, "route": e.route.name, "traffic": e.traffic.rawValue,
                         "direction": e.direction.rawValue, "experiment_run": id, "seed": String(prepared.route.seed)]
